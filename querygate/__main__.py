@@ -1,0 +1,3 @@
+from querygate.cli import main
+
+main()

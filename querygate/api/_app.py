@@ -1,0 +1,140 @@
+"""The HTTP API (PRODUCT.md, "HTTP API"): a Starlette app over one Gateway."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from querygate.api._openapi import openapi
+from querygate.errors import BadParameters, NotAuthenticated, QuerygateError
+from querygate.gateway import Gateway
+
+log = logging.getLogger("querygate.api")
+
+
+def _default(value: object) -> object:
+    return str(value)
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    content = orjson.dumps(body, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return Response(content, status_code=status, media_type="application/json")
+
+
+def _error(exc: QuerygateError) -> Response:
+    return json_response(exc.to_json(), exc.status)
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+async def _body(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _TooLarge(f"request body larger than {limit} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise _TooLarge(f"request body larger than {limit} bytes")
+    if not raw:
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadParameters("the request body is not valid JSON (UTF-8, no NaN)") from None
+    if not isinstance(body, dict):
+        raise BadParameters("the request body must be a JSON object")
+    unknown = set(body) - {"params", "reason"}
+    if unknown:
+        raise BadParameters(f"unknown field {sorted(unknown)[0][:64]!r} in the request body")
+    return body
+
+
+class _TooLarge(QuerygateError):
+    status = 413
+    code = "too_large"
+
+
+def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
+    """The ASGI app. When ``lifespan_close``, the gateway's pools close at shutdown."""
+
+    async def call(request: Request) -> Response:
+        function = request.path_params["function"]
+        body = await _body(request, gateway.project.settings.max_request_bytes)
+        client = request.client.host if request.client else None
+        result = await gateway.call(_token(request), function, body.get("params"),
+                                    body.get("reason"), client)
+        return json_response({
+            "columns": result.columns, "rows": result.rows, "fields": result.fields,
+            "truncated": result.truncated, "audit_id": result.receipt.event_id,
+            "receipt": {"seq": result.receipt.seq, "hash": result.receipt.hash},
+        })
+
+    async def functions(request: Request) -> Response:
+        who = await gateway.authenticate(_token(request))
+        listed = []
+        for fn in gateway.callable_by(who):
+            listed.append({
+                "name": fn.name,
+                "description": fn.function.description,
+                "parameters": [{"name": p.name, "type": p.type,
+                                "schema": p.json_schema(
+                                    max_chars=gateway.project.settings.max_param_chars)}
+                               for p in fn.function.parameters],
+                "fields": gateway.plan_for(fn.name, who.roles).fields,
+            })
+        return json_response({"functions": listed, "user": who.email, "roles": list(who.roles)})
+
+    async def openapi_json(request: Request) -> Response:
+        return json_response(openapi(gateway.functions.values(),
+                                     max_chars=gateway.project.settings.max_param_chars))
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if lifespan_close:
+            await gateway.close()
+
+    routes = [
+        Route("/v1/call/{function}", _guard(call), methods=["POST"]),
+        Route("/v1/functions", _guard(functions), methods=["GET"]),
+        Route("/openapi.json", _guard(openapi_json), methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _guard(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    """Render every error in one place; nothing unexpected escapes as a 500 with details."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            response: Response = await handler(request)
+            return response
+        except NotAuthenticated as exc:
+            response = _error(exc)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        except QuerygateError as exc:
+            return _error(exc)
+        except Exception as exc:  # its text may hold data: log the type only
+            log.error("unexpected %s in %s", type(exc).__name__, request.url.path)
+            return json_response({"error": {"code": "internal",
+                                            "message": "internal error; see the gateway log"}}, 500)
+
+    return wrapped

@@ -1,0 +1,97 @@
+"""The audit event and its canonical encoding: the bytes that are hashed.
+
+The encoding is JSON with sorted keys, no insignificant white space, UTF-8,
+and only strings, integers, booleans, null, lists and objects: no floats (a
+duration is whole microseconds) and no ``jsonb::text``. The same event always
+encodes to the same bytes; any change of any field changes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENCODING_VERSION = 1
+GENESIS = bytes(32)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One call through the gateway: allowed, denied, or failed."""
+
+    occurred_at: dt.datetime
+    function_name: str
+    decision: str  # allowed | denied | error
+    actor_id: str | None = None
+    actor_email: str | None = None
+    actor_roles: tuple[str, ...] = ()
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    error_code: str | None = None
+    rows_returned: int = 0
+    fields: Mapping[str, str] = field(default_factory=dict)
+    subjects: tuple[tuple[str, str], ...] = ()
+    client_addr: str | None = None
+    duration_us: int = 0
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    def content(self) -> dict[str, Any]:
+        """Every field that the hash covers, as plain JSON values."""
+        return {
+            "v": ENCODING_VERSION,
+            "event_id": str(self.event_id),
+            "occurred_at": timestamp(self.occurred_at),
+            "actor_id": self.actor_id,
+            "actor_email": self.actor_email,
+            "actor_roles": list(self.actor_roles),
+            "function_name": self.function_name,
+            "parameters": dict(self.parameters),
+            "decision": self.decision,
+            "reason": self.reason,
+            "error_code": self.error_code,
+            "rows_returned": self.rows_returned,
+            "fields": dict(self.fields),
+            "subjects": [{"type": t, "id": i} for t, i in self.subjects],
+            "client_addr": self.client_addr,
+            "duration_us": self.duration_us,
+        }
+
+    def content_hash(self) -> bytes:
+        return hashlib.sha256(canonical(self.content())).digest()
+
+
+def timestamp(moment: dt.datetime) -> str:
+    """UTC, microseconds, ``Z``: exactly what timestamptz keeps."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check(value: object) -> None:
+    if isinstance(value, float):
+        raise TypeError("floats are not allowed in a hashed audit event")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("object keys must be strings")
+            _check(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item)
+    elif value is not None and not isinstance(value, str | int | bool):
+        raise TypeError(f"{type(value).__name__} is not allowed in a hashed audit event")
+
+
+def canonical(content: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of an event's content."""
+    _check(dict(content))
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def link(prev_hash: bytes, seq: int, content_hash: bytes) -> bytes:
+    """The chain: each hash covers the previous one, the sequence number and the content."""
+    return hashlib.sha256(prev_hash + seq.to_bytes(8, "big", signed=True) + content_hash).digest()

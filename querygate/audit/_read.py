@@ -1,0 +1,73 @@
+"""Reading the log back: rows to events, events to the JSONL export form."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from querygate.audit._event import AuditEvent
+
+COLUMNS = (
+    "seq, event_id, occurred_at, actor_id, actor_email, actor_roles, function_name, parameters, "
+    "decision, reason, error_code, rows_returned, fields, subjects, client_addr, duration_us, "
+    "content_hash, prev_hash, hash"
+)
+
+
+class StoredEvent:
+    """An event as the log holds it: its content plus its place in the chain."""
+
+    __slots__ = ("content_hash", "event", "hash", "prev_hash", "seq")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.seq: int = row[0]
+        self.event = AuditEvent(
+            event_id=row[1] if isinstance(row[1], uuid.UUID) else uuid.UUID(str(row[1])),
+            occurred_at=row[2],
+            actor_id=row[3],
+            actor_email=row[4],
+            actor_roles=tuple(row[5] or ()),
+            function_name=row[6],
+            parameters=row[7],
+            decision=row[8],
+            reason=row[9],
+            error_code=row[10],
+            rows_returned=row[11],
+            fields=row[12],
+            subjects=tuple((s.get("type"), s.get("id")) for s in row[13]),
+            client_addr=row[14],
+            duration_us=row[15],
+        )
+        self.content_hash: bytes = bytes(row[16])
+        self.prev_hash: bytes = bytes(row[17])
+        self.hash: bytes = bytes(row[18])
+
+    def export(self) -> dict[str, Any]:
+        """The public JSONL form (PRODUCT.md, "Audit event")."""
+        e = self.event
+        return {
+            "seq": self.seq,
+            "event_id": str(e.event_id),
+            "occurred_at": _millis(e.occurred_at),
+            "actor_id": e.actor_id,
+            "actor_email": e.actor_email,
+            "actor_roles": list(e.actor_roles),
+            "function_name": e.function_name,
+            "parameters": dict(e.parameters),
+            "decision": e.decision,
+            "reason": e.reason,
+            "error_code": e.error_code,
+            "rows_returned": e.rows_returned,
+            "fields": dict(e.fields),
+            "subjects": [{"type": t, "id": i} for t, i in e.subjects],
+            "client_addr": e.client_addr,
+            "duration_ms": round(e.duration_us / 1000, 3),
+            "prev_hash": self.prev_hash.hex(),
+            "hash": self.hash.hex(),
+        }
+
+
+def _millis(moment: dt.datetime) -> str:
+    utc = moment.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -1,0 +1,38 @@
+"""``check``: the project loaded against the live schema, as a reviewer reads it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+import psycopg
+
+from querygate.analysis import analyse_catalog
+from querygate.check import has_errors, render, report
+from querygate.cli._common import command_help, load, project_option, with_connection
+
+
+@click.command(help=command_help(
+    "Load the project against the live schema; print each function's output columns with "
+    "their sources and tags, and the role × function × column decisions. Exit 1 on any problem.",
+    "querygate check --json > plan.json"))
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@project_option
+def check(as_json: bool, project_dir: Path) -> None:
+    project = load(project_dir)
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+        analysed, problems = await analyse_catalog(conn, project.catalog, project.classification)
+        return report(project, analysed, problems)
+
+    result = with_connection(project.database_url, work)
+    if as_json:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        click.echo(render(result))
+    if has_errors(result):
+        click.echo("check failed: see the problems above", err=True)
+        sys.exit(1)

@@ -1,0 +1,117 @@
+"""``serve``, ``demo``, ``init`` and ``setup``: running the gateway and preparing for it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+import platformdirs
+import uvicorn
+from psycopg.conninfo import conninfo_to_dict
+
+from querygate.api import create_app
+from querygate.cli._common import command_help, fail, load, project_option, run
+from querygate.cli._starter import write_starter
+from querygate.gateway import Gateway
+from querygate.project import Project
+from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+
+_host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+
+
+async def _serve(project: Project, host: str, port: int, banner: list[str] | None = None) -> None:
+    gateway = await Gateway.open(project)
+    config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning",
+                            access_log=False, loop="none", lifespan="on")
+    server = uvicorn.Server(config)
+    click.echo(f"querygate serving {len(gateway.functions)} functions on http://{host}:{port}")
+    for line in banner or []:
+        click.echo(line)
+    await server.serve()
+
+
+def _loop() -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        pass
+
+
+@click.command(help=command_help("Run the gateway: the HTTP API in front of the database.",
+                              "querygate serve --project ./prod --port 8080"))
+@_host
+@click.option("--port", default=8080, show_default=True)
+@project_option
+def serve(host: str, port: int, project_dir: Path) -> None:
+    project = load(project_dir)
+    _loop()
+    run(_serve(project, host, port))
+
+
+@click.command(help=command_help(
+    "Start an embedded PostgreSQL with a sample fintech data set, the demo catalog and users, "
+    "and serve the API. Prints each demo user's token and example calls.",
+    "querygate demo --port 8080"))
+@_host
+@click.option("--port", default=8080, show_default=True)
+@click.option("--database-url", default=None,
+              help="Use this PostgreSQL server (a superuser URL) instead of the embedded one.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the demo keeps its database and project (default: your data folder).")
+def demo(host: str, port: int, database_url: str | None, data_dir: Path | None) -> None:
+    from querygate.demo import demo_tokens, prepare
+    from querygate.demo._banner import banner
+
+    folder = data_dir or Path(platformdirs.user_data_dir("querygate")) / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    click.echo(f"preparing the demo in {folder} …")
+    setup = prepare(folder, database_url)
+    tokens = run(demo_tokens(setup.gateway_url))
+    project = load(setup.project_dir)
+    _loop()
+    run(_serve(project, host, port, setup.notes + banner(setup.project_dir, host, port, tokens)))
+
+
+@click.command(help=command_help("Write a starter project into DIR.", "querygate init ./gateway"))
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    written = write_starter(directory)
+    if not written:
+        fail(f"{directory} already holds a querygate.yaml; nothing was written")
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: edit {directory / 'querygate.yaml'}, then "
+               f"`querygate setup --project {directory} --admin-url …` and `querygate check`")
+
+
+@click.command(help=command_help(
+    "Create querygate's roles, schema and append-only audit tables, and grant the gateway's "
+    "role what it needs (idempotent). Prints every grant it made.",
+    "querygate setup --admin-url postgresql://postgres@db.internal/prod"))
+@click.option("--admin-url", required=True, help="A URL with the right to create roles and schemas.")
+@click.option("--gateway-role", default=None,
+              help="The role the gateway connects as (default: the user in database.url).")
+@click.option("--read-schema", "read_schemas", multiple=True, default=("public",),
+              show_default=True, help="Schemas whose tables the gateway may read.")
+@project_option
+def setup(admin_url: str, gateway_role: str | None, read_schemas: tuple[str, ...],
+          project_dir: Path) -> None:
+    project = load(project_dir)
+    role = gateway_role or str(conninfo_to_dict(project.database_url).get("user")
+                               or DEFAULT_GATEWAY_ROLE)
+    parts: tuple[str, ...] = ("identity", "audit") if not project.audit_url else ("identity",)
+    try:
+        done = setup_database(admin_url, gateway_role=role, parts=parts,
+                              read_schemas=read_schemas)
+        if project.audit_url:
+            audit_db = conninfo_to_dict(project.audit_url).get("dbname")
+            done += setup_database(url_for(admin_url, dbname=str(audit_db)) if audit_db
+                                   else admin_url, gateway_role=role, parts=("audit",),
+                                   read_schemas=())
+    except Exception as exc:  # psycopg errors here are the admin's own, shown as they are
+        fail(f"setup failed: {exc}")
+    for line in done:
+        click.echo(line)

@@ -1,0 +1,51 @@
+"""Connection pools: one for functions' queries, one for the audit store, never shared."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from querygate.audit import configure_audit_connection
+from querygate.settings import Settings
+
+
+async def _configure_query(conn: psycopg.AsyncConnection[Any], *, timeout_ms: int) -> None:
+    """Every query connection: read-only transactions with a statement timeout."""
+    await conn.set_autocommit(True)
+    await conn.execute(f"SET statement_timeout = {int(timeout_ms)}; "
+                       "SET default_transaction_read_only = on; "
+                       "SET idle_in_transaction_session_timeout = 60000")
+    await conn.set_read_only(True)
+    await conn.set_autocommit(False)
+
+
+def query_pool(url: str, settings: Settings) -> AsyncConnectionPool[Any]:
+    return AsyncConnectionPool(
+        url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        timeout=settings.pool_timeout_s,
+        open=False,
+        configure=functools.partial(_configure_query, timeout_ms=settings.statement_timeout_ms),
+        check=AsyncConnectionPool.check_connection,
+        name="querygate-query",
+        kwargs={"application_name": "querygate"},
+    )
+
+
+def audit_pool(url: str, settings: Settings) -> AsyncConnectionPool[Any]:
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=settings.audit_pool_max_size,
+        timeout=settings.audit_timeout_ms / 1000,
+        open=False,
+        configure=functools.partial(configure_audit_connection,
+                                    timeout_ms=settings.audit_timeout_ms),
+        check=AsyncConnectionPool.check_connection,
+        name="querygate-audit",
+        kwargs={"application_name": "querygate-audit", "connect_timeout": 5},
+    )

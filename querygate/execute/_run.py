@@ -1,0 +1,63 @@
+"""Running one function: a READ ONLY transaction, parameters bound server-side, a row cap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from querygate.errors import QuerygateError, StatementTimeout, Unavailable, UpstreamError
+
+
+@dataclass(frozen=True)
+class Result:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    truncated: bool
+
+
+def upstream_error(exc: psycopg.Error) -> QuerygateError:
+    """A PostgreSQL failure as a fixed message chosen by SQLSTATE; the server's text is dropped."""
+    state = exc.sqlstate or ""
+    if isinstance(exc, pgerr.QueryCanceled):
+        return StatementTimeout("the query ran past statement_timeout and was cancelled")
+    if isinstance(exc, psycopg.OperationalError) and not state:
+        return Unavailable("the database cannot be reached; try again shortly")
+    if state.startswith(("08", "57P", "53")):
+        return Unavailable(f"the database is unavailable (SQLSTATE {state}); try again shortly")
+    if state.startswith("22"):
+        return UpstreamError(f"a parameter value was rejected by the database (SQLSTATE {state})",
+                             sqlstate=state)
+    if state.startswith("42"):
+        return UpstreamError(
+            f"the function no longer matches the database schema (SQLSTATE {state}); "
+            "run `querygate check`", sqlstate=state)
+    return UpstreamError(f"the database refused the query (SQLSTATE {state or 'unknown'})",
+                         sqlstate=state or None)
+
+
+async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object],
+              *, max_rows: int, timeout_s: float) -> Result:
+    """Run a function's SQL; rows past ``max_rows`` are not fetched."""
+    try:
+        async with pool.connection(timeout=timeout_s) as conn, conn.cursor() as cur:
+            await cur.execute(sql, params)
+            rows = await cur.fetchmany(max_rows + 1)
+            columns = [c.name for c in cur.description or ()]
+    except PoolTimeout:
+        raise Unavailable("all database connections are busy; try again shortly") from None
+    except psycopg.Error as exc:
+        raise upstream_error(exc) from None
+    return Result(columns, rows[:max_rows], len(rows) > max_rows)
+
+
+async def describe(conn: psycopg.AsyncConnection[Any], sql: str,
+                   parameters: list[str]) -> list[str]:
+    """The output column names of a function's SQL, without reading a row."""
+    async with conn.transaction(force_rollback=True), conn.cursor() as cur:
+        await cur.execute(f"SELECT * FROM ({sql}) AS querygate_describe LIMIT 0",
+                          dict.fromkeys(parameters))
+        return [c.name for c in cur.description or ()]

@@ -1,0 +1,229 @@
+"""The gateway: request → identity → catalog → policy → execute → mask → audit → response.
+
+``Gateway.call`` is the one path every caller takes (HTTP, CLI, tests). No row
+leaves it before its audit event is committed; a call that cannot be audited
+fails with 503 and returns nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from querygate import audit, execute, identity
+from querygate.analysis import AnalysedFunction, analyse_catalog
+from querygate.errors import (
+    BadParameters,
+    NotFound,
+    ProjectError,
+    QuerygateError,
+    Unavailable,
+    UpstreamError,
+)
+from querygate.identity import Identity
+from querygate.policy import Plan, plan
+from querygate.project import Project
+
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True)
+class CallResult:
+    columns: list[str]
+    rows: list[list[object]]
+    fields: dict[str, str]
+    truncated: bool
+    receipt: audit.Receipt
+
+
+def _derive(secret: bytes, purpose: str) -> bytes:
+    return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+
+
+class Gateway:
+    """One project served against one database, with its two pools."""
+
+    def __init__(self, project: Project, functions: Mapping[str, AnalysedFunction],
+                 query_pool: AsyncConnectionPool[Any],
+                 audit_pool: AsyncConnectionPool[Any]) -> None:
+        self.project = project
+        self.functions = functions
+        self.query_pool = query_pool
+        self.audit_pool = audit_pool
+        self._mask_key = _derive(project.secret_key, "mask.hash")
+        self._param_key = _derive(project.secret_key, "audit.parameter")
+        self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
+
+    @classmethod
+    async def open(cls, project: Project) -> Gateway:
+        """Open the pools and analyse every function; refuse to start on any problem."""
+        settings = project.settings
+        queries = execute.query_pool(project.database_url, settings)
+        audits = execute.audit_pool(project.audit_url or project.database_url, settings)
+        await queries.open(wait=True, timeout=settings.pool_timeout_s * 2)
+        await audits.open(wait=True, timeout=settings.pool_timeout_s * 2)
+        async with queries.connection() as conn:
+            analysed, problems = await analyse_catalog(conn, project.catalog,
+                                                       project.classification)
+        failing = {n: p for n, p in problems.items() if n not in analysed}
+        if failing:
+            await queries.close()
+            await audits.close()
+            name, why = next(iter(failing.items()))
+            raise ProjectError(f"function {name!r} {why[0]}; run `querygate check` for the full "
+                               "report", path=project.catalog[name].path,
+                               line=project.catalog[name].line)
+        return cls(project, analysed, queries, audits)
+
+    async def close(self) -> None:
+        await self.query_pool.close()
+        await self.audit_pool.close()
+
+    def plan_for(self, function: str, roles: tuple[str, ...]) -> Plan:
+        """The cached plan for a role set; unknown roles grant nothing."""
+        key = (function, roles)
+        if key not in self._plans:
+            analysed = self.functions[function]
+            known = [self.project.roles[r] for r in roles if r in self.project.roles]
+            self._plans[key] = plan(function, analysed.columns, dict(analysed.filters), known)
+        return self._plans[key]
+
+    def callable_by(self, who: Identity) -> list[AnalysedFunction]:
+        return [f for f in self.functions.values() if self.plan_for(f.name, who.roles).allowed]
+
+    async def authenticate(self, token: str | None) -> Identity:
+        try:
+            async with self.query_pool.connection() as conn:
+                return await identity.authenticate(conn, token)
+        except PoolTimeout:
+            raise Unavailable("all database connections are busy; try again shortly") from None
+        except psycopg.Error as exc:
+            raise execute.upstream_error(exc) from None
+
+    async def call(self, token: str | None, function: str, params: object,
+                   reason: object = None, client_addr: str | None = None) -> CallResult:
+        """Authenticate, decide, run, mask and audit one call."""
+        who = await self.authenticate(token)
+        started = time.monotonic()
+        event = _EventDraft(who, function, client_addr, started)
+        try:
+            analysed, plan_, values, why = self._admit(who, function, params, reason)
+            event.reason = why
+            event.parameters = self._audit_params(analysed, values)
+            result = await execute.run(self.query_pool, analysed.function.exec_sql, values,
+                                       max_rows=self.project.settings.max_rows,
+                                       timeout_s=self.project.settings.pool_timeout_s)
+            if len(result.columns) != len(plan_.columns):
+                raise UpstreamError("the function's result does not match its analysed columns; "
+                                    "run `querygate check`")
+            subjects = _subjects(analysed, plan_, result.rows, values)
+            rows = plan_.apply(result.rows, self._mask_key)
+        except QuerygateError as exc:
+            await self._record_failure(event, exc)
+            raise
+        receipt = await audit.append(self.audit_pool, event.finish(
+            "allowed", rows=len(rows), fields=plan_.decisions, subjects=subjects),
+            timeout_s=self.project.settings.audit_timeout_ms / 1000)
+        names = [plan_.columns[i].spec.name for i in plan_.visible()]
+        return CallResult(names, rows, plan_.fields, result.truncated, receipt)
+
+    def _admit(self, who: Identity, function: str, params: object, reason: object) -> tuple[
+            AnalysedFunction, Plan, dict[str, object], str | None]:
+        analysed = self.functions.get(function)
+        if analysed is None:
+            raise NotFound(f"no function named {function[:80]!r}; GET /v1/functions lists yours")
+        plan_ = self.plan_for(function, who.roles)
+        plan_.ensure_allowed()
+        values = analysed.function.bind(params, max_chars=self.project.settings.max_param_chars)
+        return analysed, plan_, values, _reason(reason)
+
+    def _audit_params(self, analysed: AnalysedFunction,
+                      values: dict[str, object]) -> dict[str, object]:
+        """Parameters as the log keeps them: values compared to tagged columns as HMACs."""
+        kept: dict[str, object] = {}
+        for name, value in values.items():
+            plain = _plain(value)
+            if name in analysed.sensitive_params:
+                text = json.dumps(plain, sort_keys=True, ensure_ascii=False)
+                digest = hmac.new(self._param_key, text.encode(), hashlib.sha256).hexdigest()
+                plain = f"hmac:{digest[:32]}"
+            kept[name] = plain
+        return kept
+
+    async def _record_failure(self, event: _EventDraft, exc: QuerygateError) -> None:
+        decision = "denied" if exc.status in (403, 404) else "error"
+        await audit.append(self.audit_pool, event.finish(decision, error_code=exc.code),
+                           timeout_s=self.project.settings.audit_timeout_ms / 1000)
+
+
+class _EventDraft:
+    """The audit event of a call in progress."""
+
+    def __init__(self, who: Identity, function: str, client_addr: str | None,
+                 started: float) -> None:
+        self.who, self.function, self.client_addr, self.started = who, function, client_addr, started
+        self.occurred_at = dt.datetime.now(dt.UTC)
+        self.reason: str | None = None
+        self.parameters: dict[str, object] = {}
+
+    def finish(self, decision: str, *, rows: int = 0, fields: Mapping[str, str] | None = None,
+               subjects: tuple[tuple[str, str], ...] = (),
+               error_code: str | None = None) -> audit.AuditEvent:
+        return audit.AuditEvent(
+            occurred_at=self.occurred_at, function_name=_printable(self.function), decision=decision,
+            actor_id=self.who.user_id, actor_email=self.who.email, actor_roles=self.who.roles,
+            parameters=self.parameters, reason=self.reason, error_code=error_code,
+            rows_returned=rows, fields=dict(fields or {}), subjects=subjects,
+            client_addr=self.client_addr,
+            duration_us=int((time.monotonic() - self.started) * 1_000_000),
+        )
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """A caller-chosen name as the log keeps it: bounded, control characters escaped."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:limit])
+
+
+def _reason(reason: object) -> str | None:
+    if reason is None or reason == "":
+        return None
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS or "\x00" in reason:
+        raise BadParameters(f"reason must be text of at most {MAX_REASON_CHARS} characters",
+                            parameter="reason")
+    return reason
+
+
+def _plain(value: object) -> object:
+    """A bound value as JSON the audit log can hash: no floats, no dates, no decimals."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _subjects(analysed: AnalysedFunction, plan_: Plan, rows: list[tuple[Any, ...]],
+              values: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """The data subjects a call returned: ids from subject columns, and from parameters."""
+    found: dict[tuple[str, str], None] = {}
+    indexes = [(i, c.spec.subject) for i, c in enumerate(plan_.columns) if c.spec.subject]
+    for row in rows:
+        for i, subject in indexes:
+            if row[i] is not None:
+                found[(str(subject), str(row[i]))] = None
+    if rows:
+        for param, subject in analysed.subject_params.items():
+            if values.get(param) is not None:
+                found[(subject, str(values[param]))] = None
+    return tuple(found)

@@ -1,0 +1,29 @@
+"""Identity: who is calling. Users and services, tokens stored as hashes, revocation at once."""
+
+from querygate.identity._store import (
+    Identity,
+    IdentityError,
+    User,
+    add_user,
+    authenticate,
+    get_user,
+    issue_token,
+    list_users,
+    revoke_user,
+)
+from querygate.identity._tokens import PREFIX as TOKEN_PREFIX
+from querygate.identity._tokens import token_hash
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "Identity",
+    "IdentityError",
+    "User",
+    "add_user",
+    "authenticate",
+    "get_user",
+    "issue_token",
+    "list_users",
+    "revoke_user",
+    "token_hash",
+]

@@ -1,0 +1,186 @@
+"""A project folder: ``querygate.yaml`` and ``queries/*.sql``, validated with file and line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from querygate.catalog import Catalog, load_catalog
+from querygate.errors import ProjectError
+from querygate.policy import DECISIONS, Classification, Role, TableClass
+from querygate.settings import Settings, load_settings
+
+CONFIG_NAME = "querygate.yaml"
+ENV_DATABASE_URL = "QUERYGATE_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    database_url: str
+    audit_url: str | None
+    secret_key: bytes
+    classification: Classification
+    roles: Mapping[str, Role]
+    catalog: Catalog
+    settings: Settings
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping key."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = _Lines()
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+class _Lines(dict[Any, Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[Any, int] = {}
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+def _line(mapping: object, key: object) -> int | None:
+    return mapping.lines.get(key) if isinstance(mapping, _Lines) else None
+
+
+def resolve_secret(value: object, *, what: str, path: str, line: int | None) -> str | None:
+    """``$env:NAME`` and ``$file:PATH`` indirection for secrets; plain strings as they are."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProjectError(f"{what} must be a string", path=path, line=line)
+    if value.startswith("$env:"):
+        name = value[5:]
+        resolved = os.environ.get(name)
+        if not resolved:
+            raise ProjectError(
+                f"{what} comes from ${{{name}}}, which is not set in the environment",
+                path=path, line=line,
+            )
+        return resolved
+    if value.startswith("$file:"):
+        try:
+            return Path(value[6:]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ProjectError(f"{what}: cannot read {value[6:]}: {exc.strerror}",
+                               path=path, line=line) from None
+    return value
+
+
+def load_project(root: Path) -> Project:
+    """Load and validate the project in ``root``."""
+    config = root / CONFIG_NAME
+    where = str(config)
+    try:
+        raw = yaml.load(config.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506
+    except FileNotFoundError:
+        raise ProjectError(
+            f"no {CONFIG_NAME} here; pass --project DIR or create one with `querygate init DIR`",
+            path=str(root),
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", path=where,
+                           line=mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict):
+        raise ProjectError("must be a YAML mapping", path=where)
+    catalog = load_catalog(root / "queries")
+    classification = _classification(raw.get("classification") or {}, where)
+    roles = _roles(raw.get("roles") or {}, where, catalog, classification)
+    database = raw.get("database") or {}
+    audit = raw.get("audit") or {}
+    url = os.environ.get(ENV_DATABASE_URL) or resolve_secret(
+        database.get("url"), what="database.url", path=where, line=_line(database, "url"))
+    if not url:
+        raise ProjectError(f"database.url is not set (or set {ENV_DATABASE_URL})", path=where)
+    key = resolve_secret(raw.get("secret_key"), what="secret_key", path=where,
+                         line=_line(raw, "secret_key"))
+    if not key or len(key) < 16:
+        raise ProjectError(
+            "secret_key must be set to at least 16 characters (it keys mask.hash and the "
+            "HMACs of sensitive parameters); use $env:NAME or $file:PATH",
+            path=where, line=_line(raw, "secret_key"),
+        )
+    return Project(
+        root=root,
+        database_url=url,
+        audit_url=resolve_secret(audit.get("url"), what="audit.url", path=where,
+                                 line=_line(audit, "url")),
+        secret_key=key.encode("utf-8"),
+        classification=classification,
+        roles=roles,
+        catalog=catalog,
+        settings=load_settings(raw.get("settings"), path=where),
+    )
+
+
+def _classification(raw: Mapping[str, Any], where: str) -> Classification:
+    tables = {}
+    for table, spec in raw.items():
+        line = _line(raw, table)
+        if not isinstance(table, str) or table.count(".") != 1:
+            raise ProjectError(f"classification key {table!r} must be schema.table",
+                               path=where, line=line)
+        spec = spec or {}
+        columns = {}
+        for column, tags in (spec.get("columns") or {}).items():
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ProjectError(f"tags of {table}.{column} must be a list of strings",
+                                   path=where, line=_line(spec.get("columns"), column))
+            columns[str(column)] = tuple(tags)
+        refs = spec.get("subject_ref") or {}
+        if not isinstance(refs, dict):
+            raise ProjectError(f"subject_ref of {table} must map subject type to column",
+                               path=where, line=_line(spec, "subject_ref"))
+        unknown = set(spec) - {"columns", "subject", "subject_ref"}
+        if unknown:
+            raise ProjectError(f"unknown key {sorted(unknown)[0]!r} under {table}",
+                               path=where, line=_line(spec, sorted(unknown)[0]))
+        tables[table] = TableClass(table, columns, spec.get("subject"),
+                                   {str(k): str(v) for k, v in refs.items()})
+    return Classification(tables)
+
+
+def _roles(raw: Mapping[str, Any], where: str, catalog: Catalog,
+           classification: Classification) -> dict[str, Role]:
+    known_tags = classification.all_tags
+    roles = {}
+    for name, spec in raw.items():
+        spec = spec or {}
+        functions = spec.get("functions") or []
+        fields = spec.get("fields") or {}
+        for pattern in functions:
+            if not catalog.matching(str(pattern)):
+                raise ProjectError(
+                    f"role {name!r} grants {pattern!r}, which matches no function in queries/",
+                    path=where, line=_line(spec, "functions"))
+        for tag, decision in fields.items():
+            line = _line(fields, tag)
+            if tag not in known_tags:
+                raise ProjectError(
+                    f"role {name!r} mentions tag {tag!r}, which no classified column carries",
+                    path=where, line=line)
+            if decision not in DECISIONS:
+                raise ProjectError(
+                    f"role {name!r}: {decision!r} is not a decision; use one of "
+                    f"{', '.join(sorted(DECISIONS))}", path=where, line=line)
+        roles[str(name)] = Role(str(name), tuple(str(f) for f in functions),
+                                {str(k): str(v) for k, v in fields.items()})
+    return roles

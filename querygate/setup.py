@@ -1,0 +1,103 @@
+"""Database setup: roles, the querygate schema, and the grants that make the log append-only.
+
+Run once with an administrator's URL (``querygate setup --admin-url …``); it is
+idempotent. The schema and every table in it belong to a NOLOGIN owner role;
+the gateway's own role may read and append, never change or remove.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+OWNER_ROLE = "querygate_owner"
+DEFAULT_GATEWAY_ROLE = "querygate_gateway"
+
+_ROLE_EXISTS = "SELECT rolsuper FROM pg_roles WHERE rolname = %s"
+
+
+def url_for(url: str, *, dbname: str | None = None, user: str | None = None) -> str:
+    params = conninfo_to_dict(url)
+    if dbname is not None:
+        params["dbname"] = dbname
+    if user is not None:
+        params["user"] = user
+        params.pop("password", None)
+    return make_conninfo("", **params)
+
+
+def _ddl(package: str) -> str:
+    return resources.files(f"querygate.{package}").joinpath("schema.sql").read_text("utf-8")
+
+
+def setup_database(
+    admin_url: str,
+    *,
+    gateway_role: str = DEFAULT_GATEWAY_ROLE,
+    parts: tuple[str, ...] = ("identity", "audit"),
+    read_schemas: tuple[str, ...] = ("public",),
+) -> list[str]:
+    """Create what querygate needs in one database; return what was done, line by line."""
+    done: list[str] = []
+    with psycopg.connect(admin_url) as conn:
+        _ensure_role(conn, OWNER_ROLE, login=False, done=done)
+        row = conn.execute(_ROLE_EXISTS, (gateway_role,)).fetchone()
+        if row is None:
+            _ensure_role(conn, gateway_role, login=True, done=done)
+        elif row[0]:
+            raise psycopg.ProgrammingError(
+                f"role {gateway_role} is a superuser: the gateway must run as an ordinary role"
+            )
+        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(OWNER_ROLE)))
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS querygate AUTHORIZATION {}").format(
+                sql.Identifier(OWNER_ROLE)
+            )
+        )
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(OWNER_ROLE)))
+        for part in parts:
+            conn.execute(_ddl(part).encode())
+            done.append(f"created or updated the {part} tables in schema querygate")
+        conn.execute("RESET ROLE")
+        done += _grant(conn, gateway_role, parts, read_schemas)
+    return done
+
+
+def _ensure_role(conn: psycopg.Connection[object], role: str, *, login: bool,
+                 done: list[str]) -> None:
+    if conn.execute(_ROLE_EXISTS, (role,)).fetchone() is not None:
+        return
+    kind = sql.SQL("LOGIN") if login else sql.SQL("NOLOGIN")
+    conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(role), kind))
+    done.append(f"CREATE ROLE {role} {'LOGIN' if login else 'NOLOGIN'}")
+
+
+def _grant(conn: psycopg.Connection[object], role: str, parts: tuple[str, ...],
+           read_schemas: tuple[str, ...]) -> list[str]:
+    grants = ["GRANT USAGE ON SCHEMA querygate TO {}"]
+    if "identity" in parts:
+        grants += [
+            "GRANT SELECT, INSERT, UPDATE ON querygate.users, querygate.tokens TO {}",
+        ]
+    if "audit" in parts:
+        grants += [
+            "REVOKE ALL ON querygate.audit_events, querygate.audit_head FROM PUBLIC",
+            "GRANT SELECT, INSERT ON querygate.audit_events TO {}",
+            "GRANT SELECT ON querygate.audit_head TO {}",
+        ]
+    for schema in read_schemas:
+        ident = sql.Identifier(schema).as_string(conn)
+        grants += [
+            f"GRANT USAGE ON SCHEMA {ident} TO {{}}",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA {ident} TO {{}}",
+        ]
+    target = sql.Identifier(role).as_string(conn)
+    done = []
+    for grant in grants:
+        statement = grant.format(target)
+        conn.execute(statement.encode())
+        done.append(statement)
+    return done

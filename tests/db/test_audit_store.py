@@ -1,0 +1,156 @@
+"""The audit log is append-only in fact, chained, gapless, and tampering is named."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from querygate import audit
+from querygate.audit import AuditEvent
+from querygate.errors import AuditUnavailable
+from querygate.execute import audit_pool
+from querygate.settings import Settings
+from tests.db.conftest import Store
+
+pytestmark = pytest.mark.anyio
+
+
+def event(n: int, **changes: Any) -> AuditEvent:
+    base: dict[str, Any] = dict(
+        occurred_at=dt.datetime(2026, 3, 15, 14, 23, n % 60, tzinfo=dt.UTC),
+        function_name="get_customer_by_id", decision="allowed", actor_id="usr_1",
+        actor_email="alex@example.com", actor_roles=("support",),
+        parameters={"customer_id": n}, reason="TICKET-1", rows_returned=1,
+        fields={"iban": "mask.last4", "email": "allow"}, subjects=(("customer", str(n)),),
+        client_addr="127.0.0.1", duration_us=3100,
+    )
+    base.update(changes)
+    return AuditEvent(**base)
+
+
+async def open_pool(url: str, size: int = 4) -> AsyncConnectionPool[Any]:
+    pool = audit_pool(url, Settings(audit_pool_max_size=size, audit_timeout_ms=5000))
+    await pool.open(wait=True)
+    return pool
+
+
+async def append_many(store: Store, count: int, concurrency: int = 1) -> list[audit.Receipt]:
+    pool = await open_pool(store.gateway_url, size=concurrency)
+    try:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(n: int) -> audit.Receipt:
+            async with gate:
+                return await audit.append(pool, event(n), timeout_s=10)
+
+        return await asyncio.gather(*(one(n) for n in range(count)))
+    finally:
+        await pool.close()
+
+
+async def verify(url: str) -> audit.Verification:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        return await audit.verify(conn)
+
+
+def tamper(store: Store, *statements: str) -> None:
+    """A superuser who switches the triggers off and edits the table directly."""
+    with psycopg.connect(store.admin_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE querygate.audit_events DISABLE TRIGGER USER")
+        for statement in statements:
+            conn.execute(statement.encode())
+        for trigger in ("audit_events_chain", "audit_events_no_change", "audit_events_no_truncate"):
+            conn.execute(f"ALTER TABLE querygate.audit_events ENABLE ALWAYS TRIGGER {trigger}")
+
+
+async def test_appends_chain_and_verify(store: Store) -> None:
+    receipts = await append_many(store, 5)
+    assert [r.seq for r in receipts] == [1, 2, 3, 4, 5]
+    result = await verify(store.gateway_url)
+    assert result.ok and result.checked == 5 and result.head_hash == receipts[-1].hash
+
+
+async def test_64_concurrent_writers_keep_the_sequence_gapless(store: Store) -> None:
+    receipts = await append_many(store, 256, concurrency=64)
+    assert sorted(r.seq for r in receipts) == list(range(1, 257))
+    assert (await verify(store.gateway_url)).ok
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE querygate.audit_events SET reason = 'x'",
+    "DELETE FROM querygate.audit_events",
+    "TRUNCATE querygate.audit_events",
+    "UPDATE querygate.audit_head SET seq = 0",
+    "DELETE FROM querygate.audit_head",
+])
+async def test_the_gateway_role_cannot_change_the_log(store: Store, statement: str) -> None:
+    await append_many(store, 2)
+    with psycopg.connect(store.gateway_url, autocommit=True) as conn, \
+            pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement.encode())
+    assert (await verify(store.gateway_url)).ok
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE querygate.audit_events SET reason = 'x'",
+    "DELETE FROM querygate.audit_events WHERE seq = 1",
+    "TRUNCATE querygate.audit_events",
+])
+async def test_triggers_hold_against_a_superuser_in_replica_mode(store: Store,
+                                                                 statement: str) -> None:
+    await append_many(store, 2)
+    with psycopg.connect(store.admin_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute(statement.encode())
+    assert (await verify(store.gateway_url)).checked == 2
+
+
+async def test_the_writer_cannot_choose_its_place_in_the_chain(store: Store) -> None:
+    await append_many(store, 1)
+    with psycopg.connect(store.gateway_url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO querygate.audit_events (seq, event_id, occurred_at, function_name, "
+            "parameters, decision, fields, subjects, duration_us, content_hash, prev_hash, hash) "
+            "VALUES (999, gen_random_uuid(), now(), 'f', '{}', 'allowed', '{}', '[]', 0, "
+            "sha256('x'), '\\x00', '\\x00') RETURNING seq").fetchone()
+    assert row == (2,)
+    result = await verify(store.gateway_url)
+    assert not result.ok and result.first_bad_seq == 2 and "edited" in (result.problem or "")
+
+
+@pytest.mark.parametrize(("statements", "bad_seq", "words"), [
+    (["UPDATE querygate.audit_events SET rows_returned = 0 WHERE seq = 3"], 3, "edited"),
+    (["UPDATE querygate.audit_events SET fields = '{\"iban\": \"allow\"}' WHERE seq = 4"], 4,
+     "edited"),
+    (["DELETE FROM querygate.audit_events WHERE seq = 3"], 4, "jumps"),
+    (["UPDATE querygate.audit_events SET seq = seq + 100 WHERE seq IN (2, 3)",
+      "UPDATE querygate.audit_events SET seq = 3 WHERE seq = 102",
+      "UPDATE querygate.audit_events SET seq = 2 WHERE seq = 103"], 2, "prev_hash"),
+    (["DELETE FROM querygate.audit_events WHERE seq >= 5"], 5, "removed"),
+])
+async def test_tampering_is_found_and_the_first_bad_event_named(
+        store: Store, statements: list[str], bad_seq: int, words: str) -> None:
+    await append_many(store, 6)
+    tamper(store, *statements)
+    result = await verify(store.gateway_url)
+    assert not result.ok
+    assert result.first_bad_seq == bad_seq
+    assert words in (result.problem or "")
+
+
+async def test_audit_store_down_means_audit_unavailable(store: Store) -> None:
+    pool = await open_pool(store.gateway_url)
+    try:
+        with psycopg.connect(store.admin_url, autocommit=True) as conn:
+            conn.execute("REVOKE INSERT ON querygate.audit_events FROM querygate_gateway")
+        with pytest.raises(AuditUnavailable) as caught:
+            await audit.append(pool, event(1), timeout_s=5)
+        assert caught.value.status == 503
+    finally:
+        await pool.close()

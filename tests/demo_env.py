@@ -1,0 +1,101 @@
+"""The demo project served against a real database: a Gateway, its ASGI app, users and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from querygate.api import create_app
+from querygate.demo import DEMO_USERS, demo_tokens, load_sample
+from querygate.demo._run import _write_project
+from querygate.gateway import Gateway
+from querygate.project import load_project
+from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+
+
+@dataclass(frozen=True)
+class Demo:
+    admin_url: str
+    gateway_url: str
+    project_dir: Path
+    tokens: dict[str, str]
+
+    def token(self, name: str) -> str:
+        return self.tokens[f"{name}@example.com"]
+
+
+def create_database(admin_url: str, template: str | None = None) -> str:
+    name = f"qg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(statement)
+    return name
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def demo_template(admin_url: str) -> Iterator[str]:
+    """A database with the sample data and querygate's schema, copied for each module."""
+    name = create_database(admin_url)
+    url = url_for(admin_url, dbname=name)
+    with psycopg.connect(url) as conn:
+        load_sample(conn, customers=400)
+    setup_database(url)
+    yield name
+    drop_database(admin_url, name)
+
+
+def make_demo(admin_url: str, template: str, folder: Path) -> tuple[Demo, str]:
+    name = create_database(admin_url, template)
+    admin = url_for(admin_url, dbname=name)
+    gateway_url = url_for(admin, user=DEFAULT_GATEWAY_ROLE)
+    project_dir = _write_project(folder, gateway_url)
+    tokens = asyncio.run(demo_tokens(gateway_url))
+    assert set(tokens) == set(DEMO_USERS)
+    return Demo(admin, gateway_url, project_dir, tokens), name
+
+
+@pytest.fixture(scope="module")
+def demo(admin_url: str, demo_template: str,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    made, name = make_demo(admin_url, demo_template, tmp_path_factory.mktemp("demo"))
+    yield made
+    drop_database(admin_url, name)
+
+
+@pytest.fixture
+async def gateway(demo: Demo) -> AsyncIterator[Gateway]:
+    gw = await Gateway.open(load_project(demo.project_dir))
+    yield gw
+    await gw.close()
+
+
+@pytest.fixture
+async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(gateway, lifespan_close=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://querygate.test") as c:
+        yield c
+
+
+async def call(client: httpx.AsyncClient, token: str, function: str, params: object = None,
+               reason: str | None = "TICKET-1") -> httpx.Response:
+    body: dict[str, object] = {"params": params or {}}
+    if reason is not None:
+        body["reason"] = reason
+    return await client.post(f"/v1/call/{function}", json=body,
+                             headers={"Authorization": f"Bearer {token}"})

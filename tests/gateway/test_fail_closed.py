@@ -1,0 +1,124 @@
+"""Fail closed: no data leaves without its audit event; timeouts are 504 and audited."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from querygate.api import create_app
+from querygate.demo import start_embedded, stop_embedded
+from querygate.gateway import Gateway
+from querygate.project import load_project
+from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from tests.demo_env import Demo, call
+
+pytestmark = pytest.mark.anyio
+
+
+def project_with(demo: Demo, folder: Path, *, audit_url: str | None = None,
+                 settings: str = "", extra_sql: str = "") -> Path:
+    target = folder / "project"
+    shutil.copytree(demo.project_dir, target)
+    config = target / "querygate.yaml"
+    text = config.read_text()
+    if audit_url:
+        text = text.replace("  url: null", f"  url: '{audit_url}'", 1)
+    if settings:
+        text += f"\nsettings:\n{settings}\n"
+    if extra_sql:
+        (target / "queries" / "extra.sql").write_text(extra_sql)
+        text = text.replace("      - get_customer_by_id\n", "      - get_customer_by_id\n"
+                            "      - slow_lookup\n", 1)
+    config.write_text(text)
+    return target
+
+
+async def client_for(project_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    gw = await Gateway.open(load_project(project_dir))
+    transport = httpx.ASGITransport(app=create_app(gw, lifespan_close=False))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            yield c
+    finally:
+        await gw.close()
+
+
+async def test_audit_store_stopped_means_503_and_no_rows(demo: Demo, tmp_path: Path) -> None:
+    pg = tmp_path / "audit-pg"
+    server = start_embedded(pg)
+    setup_database(server, parts=("audit",), read_schemas=())
+    audit_url = url_for(server, user=DEFAULT_GATEWAY_ROLE)
+    project = project_with(demo, tmp_path, audit_url=audit_url,
+                           settings="  audit_timeout_ms: 1000")
+    try:
+        async for client in client_for(project):
+            ok = await call(client, demo.token("alice"), "get_customer_by_id", {"customer_id": 42})
+            assert ok.status_code == 200
+            stop_embedded(pg)
+            down = await call(client, demo.token("alice"), "get_customer_by_id",
+                              {"customer_id": 42})
+            assert down.status_code == 503
+            assert down.json() == {"error": {"code": "audit_unavailable", "message": (
+                down.json()["error"]["message"])}}
+            assert "rows" not in down.text and "Canary" not in down.text
+            start_embedded(pg)
+            back = await call(client, demo.token("alice"), "get_customer_by_id",
+                              {"customer_id": 42})
+            assert back.status_code == 200, back.text
+    finally:
+        stop_embedded(pg)
+
+
+async def test_audit_insert_refused_means_503(demo: Demo, client: httpx.AsyncClient) -> None:
+    with psycopg.connect(demo.admin_url, autocommit=True) as conn:
+        conn.execute("REVOKE INSERT ON querygate.audit_events FROM querygate_gateway")
+    try:
+        response = await call(client, demo.token("alice"), "get_customer_by_id",
+                              {"customer_id": 42})
+        assert response.status_code == 503
+        assert "rows" not in response.json()
+    finally:
+        with psycopg.connect(demo.admin_url, autocommit=True) as conn:
+            conn.execute("GRANT INSERT ON querygate.audit_events TO querygate_gateway")
+
+
+async def test_audit_store_slow_past_its_timeout_means_503(demo: Demo, tmp_path: Path) -> None:
+    project = project_with(demo, tmp_path, settings="  audit_timeout_ms: 300")
+    async for client in client_for(project):
+        with psycopg.connect(demo.admin_url) as blocker:
+            blocker.execute("SELECT * FROM querygate.audit_head FOR UPDATE")
+            response = await call(client, demo.token("alice"), "get_customer_by_id",
+                                  {"customer_id": 42})
+            blocker.rollback()
+        assert response.status_code == 503
+        after = await call(client, demo.token("alice"), "get_customer_by_id", {"customer_id": 42})
+        assert after.status_code == 200
+
+
+SLOW = """\
+-- name: slow_lookup
+-- Sleeps on purpose, for the timeout test.
+-- param seconds: numeric
+SELECT id, pg_sleep(:seconds)::text AS slept FROM customers WHERE id = 42;
+"""
+
+
+async def test_statement_timeout_is_504_audited_and_the_connection_comes_back(
+        demo: Demo, tmp_path: Path) -> None:
+    project = project_with(demo, tmp_path, extra_sql=SLOW,
+                           settings="  statement_timeout_ms: 200\n  pool_max_size: 1")
+    async for client in client_for(project):
+        slow = await call(client, demo.token("alice"), "slow_lookup", {"seconds": 2})
+        assert slow.status_code == 504
+        assert slow.json()["error"]["code"] == "statement_timeout"
+        fast = await call(client, demo.token("alice"), "slow_lookup", {"seconds": 0})
+        assert fast.status_code == 200
+    with psycopg.connect(demo.admin_url) as conn:
+        row = conn.execute("SELECT decision, error_code FROM querygate.audit_events "
+                           "WHERE function_name = 'slow_lookup' ORDER BY seq").fetchall()
+    assert row[-2:] == [("error", "statement_timeout"), ("allowed", None)]

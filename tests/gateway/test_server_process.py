@@ -1,0 +1,72 @@
+"""One run against a real server process: `querygate serve`, then `querygate call` over TCP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.demo_env import Demo
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def querygate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "querygate", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"}, check=False)
+
+
+@pytest.fixture
+def server(demo: Demo) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "querygate", "serve", "--port", str(port), "--project",
+         str(demo.project_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"the server did not start: {proc.communicate(timeout=10)[0]}")
+    yield url
+    proc.terminate()
+    proc.communicate(timeout=10)
+
+
+def test_call_through_a_real_server_then_revoke(demo: Demo, server: str) -> None:
+    alice = demo.token("alice")
+    done = querygate("call", "get_customer_by_id", "--param", "customer_id=42", "--reason",
+                     "TICKET-1042", "--url", server, "--token", alice)
+    assert done.returncode == 0, done.stderr
+    assert "iban" in done.stdout and "****4242" in done.stdout
+    assert "ssn" not in done.stdout.splitlines()[0]
+    assert "iban: mask.last4" in done.stderr
+
+    revoke = querygate("users", "revoke", "alice@example.com", "--project", str(demo.project_dir))
+    assert revoke.returncode == 0, revoke.stderr
+    try:
+        refused = querygate("call", "get_customer_by_id", "--param", "customer_id=42",
+                            "--url", server, "--token", alice)
+        assert refused.returncode == 1
+        assert "401 not_authenticated" in refused.stderr
+    finally:
+        import psycopg
+
+        with psycopg.connect(demo.gateway_url, autocommit=True) as conn:
+            conn.execute("UPDATE querygate.users SET status = 'active' "
+                         "WHERE email = 'alice@example.com'")
