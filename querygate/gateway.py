@@ -29,6 +29,7 @@ from querygate.errors import (
     Unavailable,
     UpstreamError,
 )
+from querygate.guards import CallContext, Guard, build_guards
 from querygate.identity import Identity
 from querygate.policy import Plan, plan
 from querygate.project import Project
@@ -53,12 +54,15 @@ class Gateway:
     """One project served against one database, with its two pools."""
 
     def __init__(self, project: Project, functions: Mapping[str, AnalysedFunction],
-                 query_pool: AsyncConnectionPool[Any],
-                 audit_pool: AsyncConnectionPool[Any]) -> None:
+                 query_pool: AsyncConnectionPool[Any], audit_pool: AsyncConnectionPool[Any],
+                 *, guards: list[Guard] | None = None,
+                 authenticator: identity.Authenticator | None = None) -> None:
         self.project = project
         self.functions = functions
         self.query_pool = query_pool
         self.audit_pool = audit_pool
+        self.guards = guards or []
+        self.authenticator = authenticator or identity.TokenAuthenticator()
         self._mask_key = _derive(project.secret_key, "mask.hash")
         self._param_key = _derive(project.secret_key, "audit.parameter")
         self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
@@ -82,9 +86,15 @@ class Gateway:
             raise ProjectError(f"function {name!r} {why[0]}; run `querygate check` for the full "
                                "report", path=project.catalog[name].path,
                                line=project.catalog[name].line)
-        return cls(project, analysed, queries, audits)
+        guards = build_guards(project)
+        for guard in guards:
+            await guard.open()
+        return cls(project, analysed, queries, audits, guards=guards,
+                   authenticator=identity.build_authenticator(project))
 
     async def close(self) -> None:
+        for guard in self.guards:
+            await guard.close()
         await self.query_pool.close()
         await self.audit_pool.close()
 
@@ -103,7 +113,7 @@ class Gateway:
     async def authenticate(self, token: str | None) -> Identity:
         try:
             async with self.query_pool.connection() as conn:
-                return await identity.authenticate(conn, token)
+                return await self.authenticator.authenticate(conn, token)
         except PoolTimeout:
             raise Unavailable("all database connections are busy; try again shortly") from None
         except psycopg.Error as exc:
@@ -119,6 +129,9 @@ class Gateway:
             analysed, plan_, values, why = self._admit(who, function, params, reason)
             event.reason = why
             event.parameters = self._audit_params(analysed, values)
+            context = CallContext(who, analysed, plan_, values, why, client_addr)
+            for guard in self.guards:
+                await guard.before_run(context)
             result = await execute.run(self.query_pool, analysed.function.exec_sql, values,
                                        max_rows=self.project.settings.max_rows,
                                        timeout_s=self.project.settings.pool_timeout_s)
@@ -126,6 +139,8 @@ class Gateway:
                 raise UpstreamError("the function's result does not match its analysed columns; "
                                     "run `querygate check`")
             subjects = _subjects(analysed, plan_, result.rows, values)
+            for guard in self.guards:
+                await guard.before_release(context, subjects)
             rows = plan_.apply(result.rows, self._mask_key)
         except QuerygateError as exc:
             await self._record_failure(event, exc)
@@ -185,6 +200,7 @@ class _EventDraft:
             rows_returned=rows, fields=dict(fields or {}), subjects=subjects,
             client_addr=self.client_addr,
             duration_us=int((time.monotonic() - self.started) * 1_000_000),
+            context=dict(self.who.context),
         )
 
 

@@ -16,6 +16,10 @@ from querygate.policy import DECISIONS, Classification, Role, TableClass
 from querygate.settings import Settings, load_settings
 
 CONFIG_NAME = "querygate.yaml"
+SECTIONS = ("database", "audit", "secret_key", "settings", "classification", "roles", "identity",
+            "limits", "detect", "alerts", "checkpoints", "purpose")
+ROLE_KEYS = ("functions", "fields", "adhoc", "requires_reason", "purpose", "limits", "approvers",
+             "break_glass", "description")
 ENV_DATABASE_URL = "QUERYGATE_DATABASE_URL"
 
 
@@ -29,6 +33,12 @@ class Project:
     roles: Mapping[str, Role]
     catalog: Catalog
     settings: Settings
+    raw: Mapping[str, Any]  # the whole querygate.yaml, for the sections other modules read
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A top-level section such as ``identity:`` (empty when absent)."""
+        value = self.raw.get(name) or {}
+        return value if isinstance(value, Mapping) else {}
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -101,6 +111,10 @@ def load_project(root: Path) -> Project:
                            line=mark.line + 1 if mark else None) from None
     if not isinstance(raw, dict):
         raise ProjectError("must be a YAML mapping", path=where)
+    for key in raw:
+        if key not in SECTIONS:
+            raise ProjectError(f"unknown section {key!r}; known sections: {', '.join(SECTIONS)}",
+                               path=where, line=_line(raw, key))
     catalog = load_catalog(root / "queries")
     classification = _classification(raw.get("classification") or {}, where)
     roles = _roles(raw.get("roles") or {}, where, catalog, classification)
@@ -128,6 +142,7 @@ def load_project(root: Path) -> Project:
         roles=roles,
         catalog=catalog,
         settings=load_settings(raw.get("settings"), path=where),
+        raw=raw,
     )
 
 
@@ -164,6 +179,10 @@ def _roles(raw: Mapping[str, Any], where: str, catalog: Catalog,
     roles = {}
     for name, spec in raw.items():
         spec = spec or {}
+        for key in spec:
+            if key not in ROLE_KEYS:
+                raise ProjectError(f"role {name!r}: unknown key {key!r}; known keys: "
+                                   f"{', '.join(ROLE_KEYS)}", path=where, line=_line(spec, key))
         functions = spec.get("functions") or []
         fields = spec.get("fields") or {}
         for pattern in functions:
@@ -181,6 +200,7 @@ def _roles(raw: Mapping[str, Any], where: str, catalog: Catalog,
                 raise ProjectError(
                     f"role {name!r}: {decision!r} is not a decision; use one of "
                     f"{', '.join(sorted(DECISIONS))}", path=where, line=line)
+        options = {k: v for k, v in spec.items() if k not in ("functions", "fields")}
         roles[str(name)] = Role(str(name), tuple(str(f) for f in functions),
-                                {str(k): str(v) for k, v in fields.items()})
+                                {str(k): str(v) for k, v in fields.items()}, options)
     return roles

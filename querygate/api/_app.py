@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from querygate._plugins import modules
 from querygate.api._openapi import openapi
 from querygate.errors import BadParameters, NotAuthenticated, QuerygateError
 from querygate.gateway import Gateway
@@ -33,21 +34,22 @@ def _error(exc: QuerygateError) -> Response:
     return json_response(exc.to_json(), exc.status)
 
 
-def _token(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-async def _body(request: Request, limit: int) -> dict[str, Any]:
+async def read_json(request: Request, limit: int,
+                    allowed: frozenset[str] = frozenset({"params", "reason"})) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise _TooLarge(f"request body larger than {limit} bytes")
+        raise TooLarge(f"request body larger than {limit} bytes")
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > limit:
-            raise _TooLarge(f"request body larger than {limit} bytes")
+            raise TooLarge(f"request body larger than {limit} bytes")
     if not raw:
         return {}
     try:
@@ -56,13 +58,13 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
         raise BadParameters("the request body is not valid JSON (UTF-8, no NaN)") from None
     if not isinstance(body, dict):
         raise BadParameters("the request body must be a JSON object")
-    unknown = set(body) - {"params", "reason"}
+    unknown = set(body) - allowed
     if unknown:
         raise BadParameters(f"unknown field {sorted(unknown)[0][:64]!r} in the request body")
     return body
 
 
-class _TooLarge(QuerygateError):
+class TooLarge(QuerygateError):
     status = 413
     code = "too_large"
 
@@ -72,9 +74,9 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
 
     async def call(request: Request) -> Response:
         function = request.path_params["function"]
-        body = await _body(request, gateway.project.settings.max_request_bytes)
+        body = await read_json(request, gateway.project.settings.max_request_bytes)
         client = request.client.host if request.client else None
-        result = await gateway.call(_token(request), function, body.get("params"),
+        result = await gateway.call(bearer_token(request), function, body.get("params"),
                                     body.get("reason"), client)
         return json_response({
             "columns": result.columns, "rows": result.rows, "fields": result.fields,
@@ -83,7 +85,7 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
         })
 
     async def functions(request: Request) -> Response:
-        who = await gateway.authenticate(_token(request))
+        who = await gateway.authenticate(bearer_token(request))
         listed = []
         for fn in gateway.callable_by(who):
             listed.append({
@@ -111,15 +113,17 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
             await gateway.close()
 
     routes = [
-        Route("/v1/call/{function}", _guard(call), methods=["POST"]),
-        Route("/v1/functions", _guard(functions), methods=["GET"]),
-        Route("/openapi.json", _guard(openapi_json), methods=["GET"]),
+        Route("/v1/call/{function}", handle_errors(call), methods=["POST"]),
+        Route("/v1/functions", handle_errors(functions), methods=["GET"]),
+        Route("/openapi.json", handle_errors(openapi_json), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
+    for module in modules("querygate.api", "_routes_"):
+        routes += module.routes(gateway)
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _guard(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+def handle_errors(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
     """Render every error in one place; nothing unexpected escapes as a 500 with details."""
 
     async def wrapped(request: Request) -> Response:

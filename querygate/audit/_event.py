@@ -38,6 +38,7 @@ class AuditEvent:
     subjects: tuple[tuple[str, str], ...] = ()
     client_addr: str | None = None
     duration_us: int = 0
+    context: Mapping[str, str] = field(default_factory=dict)  # on_behalf_of, access request, …
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     def content(self) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class AuditEvent:
             "subjects": [{"type": t, "id": i} for t, i in self.subjects],
             "client_addr": self.client_addr,
             "duration_us": self.duration_us,
+            "context": dict(self.context),
         }
 
     def content_hash(self) -> bytes:

@@ -11,7 +11,7 @@ from querygate.audit._event import AuditEvent
 COLUMNS = (
     "seq, event_id, occurred_at, actor_id, actor_email, actor_roles, function_name, parameters, "
     "decision, reason, error_code, rows_returned, fields, subjects, client_addr, duration_us, "
-    "content_hash, prev_hash, hash"
+    "context, content_hash, prev_hash, hash"
 )
 
 
@@ -38,10 +38,11 @@ class StoredEvent:
             subjects=tuple((s.get("type"), s.get("id")) for s in row[13]),
             client_addr=row[14],
             duration_us=row[15],
+            context=row[16],
         )
-        self.content_hash: bytes = bytes(row[16])
-        self.prev_hash: bytes = bytes(row[17])
-        self.hash: bytes = bytes(row[18])
+        self.content_hash: bytes = bytes(row[17])
+        self.prev_hash: bytes = bytes(row[18])
+        self.hash: bytes = bytes(row[19])
 
     def export(self) -> dict[str, Any]:
         """The public JSONL form (PRODUCT.md, "Audit event")."""
@@ -63,6 +64,7 @@ class StoredEvent:
             "subjects": [{"type": t, "id": i} for t, i in e.subjects],
             "client_addr": e.client_addr,
             "duration_ms": round(e.duration_us / 1000, 3),
+            "context": dict(e.context),
             "prev_hash": self.prev_hash.hex(),
             "hash": self.hash.hex(),
         }

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS querygate.audit_events (
     subjects       jsonb NOT NULL,
     client_addr    text,
     duration_us    bigint NOT NULL,
+    context        jsonb NOT NULL DEFAULT '{}',
     content_hash   bytea NOT NULL,
     prev_hash      bytea NOT NULL,
     hash           bytea NOT NULL

@@ -1,9 +1,14 @@
-"""The ``querygate`` command line."""
+"""The ``querygate`` command line.
+
+More commands come from modules named ``_cmd_*.py`` in this package, each with
+a ``COMMANDS`` list of click commands or groups.
+"""
 
 from __future__ import annotations
 
 import click
 
+from querygate._plugins import modules
 from querygate.cli._audit import audit_group
 from querygate.cli._call import call
 from querygate.cli._check import check
@@ -35,5 +40,8 @@ main.add_command(call)
 main.add_command(users)
 main.add_command(tokens)
 main.add_command(audit_group, name="audit")
+for _module in modules("querygate.cli", "_cmd_"):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
 
 __all__ = ["main"]

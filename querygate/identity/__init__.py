@@ -1,5 +1,10 @@
 """Identity: who is calling. Users and services, tokens stored as hashes, revocation at once."""
 
+from querygate.identity._authenticator import (
+    Authenticator,
+    TokenAuthenticator,
+    build_authenticator,
+)
 from querygate.identity._store import (
     Identity,
     IdentityError,
@@ -16,11 +21,14 @@ from querygate.identity._tokens import token_hash
 
 __all__ = [
     "TOKEN_PREFIX",
+    "Authenticator",
     "Identity",
     "IdentityError",
+    "TokenAuthenticator",
     "User",
     "add_user",
     "authenticate",
+    "build_authenticator",
     "get_user",
     "issue_token",
     "list_users",

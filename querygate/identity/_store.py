@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -33,6 +33,7 @@ class Identity:
     kind: str
     roles: tuple[str, ...]
     token_id: str
+    context: Mapping[str, str] = field(default_factory=dict)  # recorded in every audit event
 
 
 class IdentityError(QuerygateError):

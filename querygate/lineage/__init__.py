@@ -1,9 +1,7 @@
-"""Lineage: which base-table columns every output, filter and parameter of a query derives from.
+"""Lineage: the base-table columns behind every output, filter and parameter of a query.
 
-sqlglot parses PostgreSQL, qualifies every column against the live schema and splits the
-query into scopes; querygate walks those scopes itself (views expanded, whole-row references,
-recursive CTEs), so masking follows values through any SQL, and what it cannot trace counts as
-every column the query reads.
+sqlglot parses PostgreSQL and qualifies it against the live schema, so views, CTEs, set
+operations and whole-row references are traced by scope, not guessed from text.
 """
 
 from querygate.lineage._analyze import analyze

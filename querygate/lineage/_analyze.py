@@ -9,7 +9,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import walk_in_scope
 
 from querygate.lineage._clauses import equality_target, parameter_key, predicate_of
-from querygate.lineage._model import Analysis, OutputColumn, Schema
+from querygate.lineage._model import Analysis, LineageError, OutputColumn, Schema
 from querygate.lineage._parse import ensure_expanded, parse_query
 from querygate.lineage._session import Session, columns_of
 from querygate.lineage._trace import Tracer
@@ -43,6 +43,13 @@ def analyze(sql: str, schema: Schema) -> Analysis:
     Raises LineageError when the SQL does not parse, is not a single read-only query, or
     names an unknown table or column.
     """
+    try:
+        return _analyze(sql, schema)
+    except RecursionError:
+        raise LineageError("query is nested too deeply to analyse") from None
+
+
+def _analyze(sql: str, schema: Schema) -> Analysis:
     statement = parse_query(sql)
     notes = list(_notable_calls(statement))
     tracer = Session(schema).tracer(statement, sql)

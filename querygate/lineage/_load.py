@@ -70,23 +70,28 @@ async def load_schema(conn: psycopg.AsyncConnection[Any]) -> Schema:
         functions = _join_bodies(await cur.fetchall())
         await cur.execute("SELECT pg_catalog.current_schemas(false)")
         row = await cur.fetchone()
-    relations = {}
-    for oid, schema, name, view_sql in heads:
-        relation = Relation(
-            schema=schema,
-            name=name,
-            columns=tuple(Column(n, t) for n, t in columns.get(oid, [])),
-            primary_key=tuple(n for n, _ in keys.get(oid, [])),
-            view_sql=view_sql,
-            oid=oid,
-        )
-        relations[relation.qualified] = relation
+    relations = [_relation(head, columns, keys) for head in heads]
     search_path = tuple(row[0]) if row and row[0] else ("public",)
-    return Schema(relations=relations, search_path=search_path, sql_functions=functions)
+    return Schema({r.qualified: r for r in relations}, search_path, functions)
 
 
-def _group(rows: list[tuple[Any, ...]]) -> dict[int, list[tuple[str, str]]]:
-    grouped: dict[int, list[tuple[str, str]]] = {}
+_Grouped = dict[int, list[tuple[str, str]]]
+
+
+def _relation(head: tuple[int, str, str, Any], columns: _Grouped, keys: _Grouped) -> Relation:
+    oid, schema, name, view_sql = head
+    return Relation(
+        schema=schema,
+        name=name,
+        columns=tuple(Column(n, t) for n, t in columns.get(oid, [])),
+        primary_key=tuple(n for n, _ in keys.get(oid, [])),
+        view_sql=None if view_sql is None else str(view_sql),
+        oid=oid,
+    )
+
+
+def _group(rows: list[tuple[Any, ...]]) -> _Grouped:
+    grouped: _Grouped = {}
     for oid, name, *rest in rows:
         grouped.setdefault(int(oid), []).append((str(name), str(rest[0]) if rest else ""))
     return grouped

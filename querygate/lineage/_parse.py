@@ -36,7 +36,7 @@ def parse_query(sql: str) -> exp.Expr:
     except ParseError as error:
         raise LineageError(f"SQL does not parse: {_parse_message(error)}") from None
     except (SqlglotError, RecursionError) as error:
-        raise LineageError(f"SQL does not parse: {type(error).__name__}") from None
+        raise LineageError(f"SQL does not parse: {_failure(error)}") from None
     if not statements:
         raise LineageError("SQL is empty: expected one SELECT query")
     if len(statements) > 1:
@@ -44,6 +44,10 @@ def parse_query(sql: str) -> exp.Expr:
     statement = statements[0]
     _ensure_read_only(statement)
     return statement
+
+
+def _failure(error: Exception) -> str:
+    return "nested too deeply" if isinstance(error, RecursionError) else type(error).__name__
 
 
 def _parse_message(error: ParseError) -> str:

@@ -93,7 +93,7 @@ class Tracer:
         return Outputs(tuple(columns))
 
     def _values(self, node: exp.Values, scope: Scope) -> Outputs:
-        rows = [row.expressions if isinstance(row, exp.Tuple) else [row] for row in node.expressions]
+        rows = [r.expressions if isinstance(r, exp.Tuple) else [r] for r in node.expressions]
         width = max((len(row) for row in rows), default=0)
         columns = []
         for i in range(width):

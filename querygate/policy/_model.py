@@ -37,6 +37,7 @@ class Role:
     name: str
     functions: tuple[str, ...]  # names or glob patterns
     fields: Mapping[str, str]  # tag -> decision
+    options: Mapping[str, object] = field(default_factory=dict)  # adhoc, requires_reason, …
 
     def grants(self, function: str) -> str | None:
         """The grant pattern that gives this role ``function``, if any."""
