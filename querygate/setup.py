@@ -29,15 +29,21 @@ def url_for(url: str, *, dbname: str | None = None, user: str | None = None) -> 
     return make_conninfo("", **params)
 
 
-def _ddl(package: str) -> str:
-    return resources.files(f"querygate.{package}").joinpath("schema.sql").read_text("utf-8")
+PARTS = ("identity", "audit")
+"""Packages with a ``schema.sql`` (run as the owner role) and a ``grants.sql`` (``{gateway}``
+stands for the gateway's role), applied in this order."""
+
+
+def _sql(package: str, name: str) -> str | None:
+    resource = resources.files(f"querygate.{package}").joinpath(name)
+    return resource.read_text("utf-8") if resource.is_file() else None
 
 
 def setup_database(
     admin_url: str,
     *,
     gateway_role: str = DEFAULT_GATEWAY_ROLE,
-    parts: tuple[str, ...] = ("identity", "audit"),
+    parts: tuple[str, ...] = PARTS,
     read_schemas: tuple[str, ...] = ("public",),
 ) -> list[str]:
     """Create what querygate needs in one database; return what was done, line by line."""
@@ -59,7 +65,9 @@ def setup_database(
         )
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(OWNER_ROLE)))
         for part in parts:
-            conn.execute(_ddl(part).encode())
+            ddl = _sql(part, "schema.sql")
+            assert ddl is not None, f"querygate.{part} has no schema.sql"
+            conn.execute(ddl.encode())
             done.append(f"created or updated the {part} tables in schema querygate")
         conn.execute("RESET ROLE")
         done += _grant(conn, gateway_role, parts, read_schemas)
@@ -77,27 +85,17 @@ def _ensure_role(conn: psycopg.Connection[object], role: str, *, login: bool,
 
 def _grant(conn: psycopg.Connection[object], role: str, parts: tuple[str, ...],
            read_schemas: tuple[str, ...]) -> list[str]:
-    grants = ["GRANT USAGE ON SCHEMA querygate TO {}"]
-    if "identity" in parts:
-        grants += [
-            "GRANT SELECT, INSERT, UPDATE ON querygate.users, querygate.tokens TO {}",
-        ]
-    if "audit" in parts:
-        grants += [
-            "REVOKE ALL ON querygate.audit_events, querygate.audit_head FROM PUBLIC",
-            "GRANT SELECT, INSERT ON querygate.audit_events TO {}",
-            "GRANT SELECT ON querygate.audit_head TO {}",
-        ]
+    target = sql.Identifier(role).as_string(conn)
+    statements = [f"GRANT USAGE ON SCHEMA querygate TO {target}"]
+    for part in parts:
+        grants = _sql(part, "grants.sql") or ""
+        lines = [line for line in grants.splitlines() if line.strip() and not line.startswith("--")]
+        statements += [s.strip().format(gateway=target) for s in " ".join(lines).split(";")
+                       if s.strip()]
     for schema in read_schemas:
         ident = sql.Identifier(schema).as_string(conn)
-        grants += [
-            f"GRANT USAGE ON SCHEMA {ident} TO {{}}",
-            f"GRANT SELECT ON ALL TABLES IN SCHEMA {ident} TO {{}}",
-        ]
-    target = sql.Identifier(role).as_string(conn)
-    done = []
-    for grant in grants:
-        statement = grant.format(target)
+        statements += [f"GRANT USAGE ON SCHEMA {ident} TO {target}",
+                       f"GRANT SELECT ON ALL TABLES IN SCHEMA {ident} TO {target}"]
+    for statement in statements:
         conn.execute(statement.encode())
-        done.append(statement)
-    return done
+    return statements

@@ -122,6 +122,13 @@ def table_relation(table: exp.Table, schema: Schema) -> Relation:
     return found
 
 
+def function_key(call: exp.Anonymous, schema: Schema) -> str | None:
+    """The ``schema.fname`` of a user function a call names (``f(x)`` or ``s.f(x)``), if any."""
+    parent = call.parent
+    qualifier = parent.this.name if isinstance(parent, exp.Dot) and parent.this else None
+    return schema.find_function(str(call.this).lower(), qualifier or None)
+
+
 def _table_resolver(schema: Schema) -> Callable[[exp.Table], None]:
     def resolve(table: exp.Table) -> None:
         if not isinstance(table.this, exp.Identifier):

@@ -9,7 +9,13 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import build_scope
 
 from querygate.lineage._model import LineageError, Relation, Schema
-from querygate.lineage._parse import DIALECT, build_mapping, parse_query, qualify_query
+from querygate.lineage._parse import (
+    DIALECT,
+    build_mapping,
+    function_key,
+    parse_query,
+    qualify_query,
+)
 from querygate.lineage._trace import Tracer
 from querygate.lineage._values import UNTRACED, Environment, Outputs, Summary, Value
 
@@ -64,7 +70,11 @@ class Session:
     def function(self, key: str) -> Summary:
         """A user function: it may read any column of the tables its body reads."""
         if key not in self._functions:
-            self._functions[key] = self._summarize_function(key)
+            self._busy.add(f"function {key}")
+            try:
+                self._functions[key] = self._summarize_function(key)
+            finally:
+                self._busy.discard(f"function {key}")
         return self._functions[key]
 
     def _summarize_function(self, key: str) -> Summary:
@@ -89,16 +99,30 @@ class Session:
             return None
         tables: set[str] = set()
         for statement in (normalize_identifiers(s, dialect=DIALECT) for s in statements):
-            ctes = {cte.alias_or_name for cte in statement.find_all(exp.CTE)}
-            for table in statement.find_all(exp.Table):
-                if not isinstance(table.this, exp.Identifier):
-                    continue
-                if not table.db and table.name in ctes:
-                    continue
-                relation = self.schema.find(table.name, table.db or None)
-                if relation is None:
-                    return None
-                tables |= self.view(relation).tables if relation.is_view else {relation.qualified}
+            found = self._statement_tables(statement)
+            if found is None:
+                return None
+            tables |= found
+        return frozenset(tables)
+
+    def _statement_tables(self, statement: exp.Expr) -> frozenset[str] | None:
+        """Tables a function body statement reads, directly, through views or other functions."""
+        tables: set[str] = set()
+        ctes = {cte.alias_or_name for cte in statement.find_all(exp.CTE)}
+        for table in statement.find_all(exp.Table):
+            if not isinstance(table.this, exp.Identifier) or (not table.db and table.name in ctes):
+                continue
+            relation = self.schema.find(table.name, table.db or None)
+            if relation is None:
+                return None
+            tables |= self.view(relation).tables if relation.is_view else {relation.qualified}
+        for call in statement.find_all(exp.Anonymous):
+            key = function_key(call, self.schema)
+            if key is None:
+                continue
+            if f"function {key}" in self._busy or not self.function(key).outputs.whole().traced:
+                return None  # recursion, or a callee that cannot be analysed
+            tables |= self.function(key).tables
         return frozenset(tables)
 
 

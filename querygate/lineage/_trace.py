@@ -14,7 +14,7 @@ from sqlglot.optimizer.scope import Scope, ScopeType
 
 from querygate.lineage._clauses import filter_expressions
 from querygate.lineage._model import LineageError, Relation
-from querygate.lineage._parse import DIALECT, table_relation
+from querygate.lineage._parse import DIALECT, function_key, table_relation
 from querygate.lineage._values import UNTRACED, Environment, Outputs, Value
 
 _MAX_ROUNDS = 64  # a recursive CTE's sources grow monotonically; this is a safety net
@@ -168,9 +168,7 @@ class Tracer:
             yield from self._user_function(node)
 
     def _user_function(self, node: exp.Anonymous) -> Iterator[Value]:
-        parent = node.parent
-        qualifier = parent.this.name if isinstance(parent, exp.Dot) and parent.this else None
-        key = self.env.schema.find_function(str(node.this).lower(), qualifier or None)
+        key = function_key(node, self.env.schema)
         if key is None:
             return
         summary = self.env.function(key)

@@ -88,6 +88,9 @@ RELATIONS = [
 FUNCTIONS = {
     "public.customer_ssn": "SELECT ssn FROM customers WHERE id = $1",
     "public.opaque": "BEGIN RETURN 1; END",
+    "public.masked_ssn": "SELECT 'xxx-' || right(customer_ssn($1), 4)",
+    "public.loop_a": "SELECT loop_b($1)",
+    "public.loop_b": "SELECT loop_a($1) FROM orders",
 }
 
 SCHEMA = Schema(
