@@ -2,20 +2,24 @@
 
 This is where the catalog, the lineage engine and the classification meet:
 it says, for every output column, which base columns it comes from, which
-tags it carries, and whether its values identify a data subject.
+tags it carries, and whether its values identify a data subject. It also
+keeps PostgreSQL's own map of column origins for the runtime second guard.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from querygate.catalog import Catalog, Function
-from querygate.execute import describe
+from querygate.execute import Result, describe
 from querygate.lineage import Analysis, LineageError, Schema, analyze, load_schema
+from querygate.lockfile import new_columns, read_lock
 from querygate.policy import Classification, ColumnSpec, classify_columns
 
 
@@ -26,11 +30,68 @@ class AnalysedFunction:
     filters: Mapping[str, tuple[str, ...]]  # base column -> tags, every column a predicate reads
     sensitive_params: frozenset[str]  # compared with a tagged column: HMAC in the audit log
     subject_params: Mapping[str, str]  # parameter -> subject type it selects by equality
-    problems: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = field(default=())  # must be fixed: `check` fails
+    notes: tuple[str, ...] = field(default=())  # for a reviewer's eye (lineage notes)
 
     @property
     def name(self) -> str:
         return self.function.name
+
+
+_ORIGINS = """
+SELECT a.attrelid::bigint, a.attnum, n.nspname || '.' || c.relname || '.' || a.attname,
+       c.relkind IN ('r', 'p')
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+"""
+
+
+class Origins:
+    """PostgreSQL's map of (table oid, attribute number) to ``schema.table.column``."""
+
+    def __init__(self, rows: Sequence[tuple[int, int, str, bool]]) -> None:
+        self._columns = {(oid, att): (source, base) for oid, att, source, base in rows}
+        self._tables: dict[int, set[str]] = {}
+        for oid, _, source, base in rows:
+            if base:
+                self._tables.setdefault(oid, set()).add(source)
+
+    @classmethod
+    async def load(cls, conn: psycopg.AsyncConnection[Any]) -> Origins:
+        return cls(await (await conn.execute(_ORIGINS)).fetchall())
+
+    def disagreement(self, columns: Sequence[ColumnSpec], result: Result) -> str | None:
+        """Why the result's reported origins contradict the analysis, or None."""
+        if len(result.columns) != len(columns):
+            return f"{len(result.columns)} result columns, {len(columns)} analysed"
+        for i, (oid, att) in enumerate(result.origins):
+            if oid == 0:
+                continue
+            if att == 0:  # a whole row: every column of the table must be a source
+                missing = self._tables.get(oid, set()) - columns[i].sources
+                if missing:
+                    return f"column {i + 1} is a whole row holding {sorted(missing)[0]}, " \
+                           "which lineage did not predict"
+                continue
+            known = self._columns.get((oid, att))
+            if known is None:
+                return f"column {i + 1} comes from a relation unknown at start (oid {oid})"
+            source, base = known
+            if base and source not in columns[i].sources:
+                return f"column {i + 1} comes from {source}, which lineage did not predict"
+        return None
+
+
+@dataclass(frozen=True)
+class CatalogAnalysis:
+    functions: dict[str, AnalysedFunction]
+    problems: dict[str, list[str]]
+    schema: Schema
+    classification: Classification  # with the columns added since querygate.lock
+    origins: Origins
+    locked: bool
 
 
 def subject_columns(schema: Schema, classification: Classification) -> dict[str, str]:
@@ -45,8 +106,9 @@ def subject_columns(schema: Schema, classification: Classification) -> dict[str,
     return found
 
 
-def _analysed(function: Function, analysis: Analysis, names: list[str], schema: Schema,
-              classification: Classification) -> AnalysedFunction:
+def analysed_function(function: Function, analysis: Analysis, names: Sequence[str],
+                      schema: Schema, classification: Classification) -> AnalysedFunction:
+    """Column specs, filters and parameter roles of one analysed query."""
     keys = subject_columns(schema, classification)
     subjects = [
         keys.get(next(iter(c.sources))) if c.direct and len(c.sources) == 1 else None
@@ -63,15 +125,20 @@ def _analysed(function: Function, analysis: Analysis, names: list[str], schema: 
         p.lstrip(":"): keys[c]
         for p, cols in analysis.equalities.items() for c in sorted(cols) if c in keys
     }
-    return AnalysedFunction(function, columns, filters, sensitive, subject_params,
+    read = sorted({s for c in columns for s in c.sources} | set(filters))
+    problems = tuple(f"reads {s}, which is not in querygate.lock: classify it, then run "
+                     "`querygate check --lock`" for s in read if s in classification.unclassified)
+    return AnalysedFunction(function, columns, filters, sensitive, subject_params, problems,
                             analysis.problems)
 
 
 async def analyse_catalog(conn: psycopg.AsyncConnection[Any], catalog: Catalog,
-                          classification: Classification) -> tuple[
-                              dict[str, AnalysedFunction], dict[str, list[str]]]:
-    """Analyse every function against the live database: (analysed, problems by function)."""
+                          classification: Classification, root: Path) -> CatalogAnalysis:
+    """Analyse every function against the live database."""
     schema = await load_schema(conn)
+    lock = read_lock(root)
+    classification = dataclasses.replace(classification,
+                                         unclassified=new_columns(schema, lock))
     analysed: dict[str, AnalysedFunction] = {}
     problems: dict[str, list[str]] = {}
     for name, function in catalog.items():
@@ -82,13 +149,14 @@ async def analyse_catalog(conn: psycopg.AsyncConnection[Any], catalog: Catalog,
             problems[name] = [f"cannot be analysed: {exc}"]
             continue
         except psycopg.Error as exc:
-            problems[name] = [f"PostgreSQL cannot prepare it (SQLSTATE {exc.sqlstate}): "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}"]
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            problems[name] = [f"PostgreSQL cannot prepare it (SQLSTATE {exc.sqlstate}): {first}"]
             continue
         if len(names) != len(analysis.columns):
             problems[name] = [f"lineage found {len(analysis.columns)} output columns, "
                               f"PostgreSQL reports {len(names)}"]
             continue
-        analysed[name] = _analysed(function, analysis, names, schema, classification)
+        analysed[name] = analysed_function(function, analysis, names, schema, classification)
         problems[name] = list(analysed[name].problems)
-    return analysed, problems
+    return CatalogAnalysis(analysed, problems, schema, classification,
+                           await Origins.load(conn), lock is not None)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from querygate.analysis import AnalysedFunction
+from querygate.analysis import CatalogAnalysis
 from querygate.policy import plan
 from querygate.project import Project
 
 
-def report(project: Project, analysed: Mapping[str, AnalysedFunction],
-           problems: Mapping[str, list[str]]) -> dict[str, Any]:
+def report(project: Project, analysis: CatalogAnalysis) -> dict[str, Any]:
     """The ``check --json`` object (PRODUCT.md, "check --json")."""
+    analysed, problems = analysis.functions, analysis.problems
     functions = []
     for name in project.catalog:
         fn = analysed.get(name)
@@ -30,6 +30,7 @@ def report(project: Project, analysed: Mapping[str, AnalysedFunction],
             "subjects": [{"type": c.subject, "column": c.name}
                          for c in (fn.columns if fn else ()) if c.subject],
             "problems": list(problems.get(name, [])),
+            "notes": list(fn.notes if fn else ()),
         })
     decisions: dict[str, dict[str, dict[str, str]]] = {}
     refused: dict[str, dict[str, str]] = {}
@@ -43,7 +44,10 @@ def report(project: Project, analysed: Mapping[str, AnalysedFunction],
                 refused.setdefault(role_name, {})[name] = p.refusal.reason
                 continue
             decisions[role_name][name] = {c.spec.name: c.decision for c in p.columns}
-    return {"functions": functions, "decisions": decisions, "refused": refused}
+    notes = [] if analysis.locked else [
+        "no querygate.lock: columns added to tables later cannot be told apart from approved "
+        "ones; run `querygate check --lock` to approve the schema as it is"]
+    return {"functions": functions, "decisions": decisions, "refused": refused, "notes": notes}
 
 
 def has_errors(result: Mapping[str, Any]) -> bool:
@@ -57,6 +61,8 @@ def render(result: Mapping[str, Any]) -> str:
         out.append(f"function {fn['name']}  ({fn['file']})")
         for problem in fn["problems"]:
             out.append(f"  PROBLEM: {problem}")
+        for note in fn["notes"]:
+            out.append(f"  note: {note}")
         for col in fn["columns"]:
             tags = ", ".join(col["tags"]) or "-"
             out.append(f"  {col['name']:<22} ← {', '.join(col['sources']) or '(no base column)'}"
@@ -67,6 +73,8 @@ def render(result: Mapping[str, Any]) -> str:
         for subject in fn["subjects"]:
             out.append(f"  returns subject {subject['type']} via column {subject['column']}")
         out.append("")
+    for note in result.get("notes", []):
+        out.append(f"NOTE: {note}")
     out.append("decisions (role × function × column; columns in clear are not listed)")
     for role, functions in result["decisions"].items():
         out.append(f"  {role}:")

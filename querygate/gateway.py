@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from querygate import audit, execute, identity
-from querygate.analysis import AnalysedFunction, analyse_catalog
+from querygate.adhoc import ADHOC_FUNCTION, prepare_adhoc
+from querygate.analysis import AnalysedFunction, CatalogAnalysis, analyse_catalog
 from querygate.errors import (
     BadParameters,
     NotFound,
@@ -35,6 +37,7 @@ from querygate.policy import Plan, plan
 from querygate.project import Project
 
 MAX_REASON_CHARS = 500
+log = logging.getLogger("querygate.gateway")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,16 @@ class CallResult:
     receipt: audit.Receipt
 
 
+def _refuse_broken(project: Project, analysis: CatalogAnalysis) -> None:
+    """A function that cannot be analysed is never served."""
+    failing = [n for n in project.catalog if n not in analysis.functions]
+    if failing:
+        name = failing[0]
+        raise ProjectError(f"function {name!r} {analysis.problems[name][0]}; run `querygate check` "
+                           "for the full report", path=project.catalog[name].path,
+                           line=project.catalog[name].line)
+
+
 def _derive(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
 
@@ -53,12 +66,15 @@ def _derive(secret: bytes, purpose: str) -> bytes:
 class Gateway:
     """One project served against one database, with its two pools."""
 
-    def __init__(self, project: Project, functions: Mapping[str, AnalysedFunction],
+    def __init__(self, project: Project, analysis: CatalogAnalysis,
                  query_pool: AsyncConnectionPool[Any], audit_pool: AsyncConnectionPool[Any],
                  *, guards: list[Guard] | None = None,
                  authenticator: identity.Authenticator | None = None) -> None:
         self.project = project
-        self.functions = functions
+        self.functions: Mapping[str, AnalysedFunction] = analysis.functions
+        self.schema = analysis.schema
+        self.classification = analysis.classification
+        self.origins = analysis.origins
         self.query_pool = query_pool
         self.audit_pool = audit_pool
         self.guards = guards or []
@@ -73,23 +89,21 @@ class Gateway:
         settings = project.settings
         queries = execute.query_pool(project.database_url, settings)
         audits = execute.audit_pool(project.audit_url or project.database_url, settings)
-        await queries.open(wait=True, timeout=settings.pool_timeout_s * 2)
-        await audits.open(wait=True, timeout=settings.pool_timeout_s * 2)
-        async with queries.connection() as conn:
-            analysed, problems = await analyse_catalog(conn, project.catalog,
-                                                       project.classification)
-        failing = {n: p for n, p in problems.items() if n not in analysed}
-        if failing:
+        try:
+            await queries.open(wait=True, timeout=settings.pool_timeout_s * 2)
+            await audits.open(wait=True, timeout=settings.pool_timeout_s * 2)
+            async with queries.connection() as conn:
+                analysis = await analyse_catalog(conn, project.catalog, project.classification,
+                                                 project.root)
+            _refuse_broken(project, analysis)
+        except BaseException:
             await queries.close()
             await audits.close()
-            name, why = next(iter(failing.items()))
-            raise ProjectError(f"function {name!r} {why[0]}; run `querygate check` for the full "
-                               "report", path=project.catalog[name].path,
-                               line=project.catalog[name].line)
+            raise
         guards = build_guards(project)
         for guard in guards:
             await guard.open()
-        return cls(project, analysed, queries, audits, guards=guards,
+        return cls(project, analysis, queries, audits, guards=guards,
                    authenticator=identity.build_authenticator(project))
 
     async def close(self) -> None:
@@ -121,35 +135,74 @@ class Gateway:
 
     async def call(self, token: str | None, function: str, params: object,
                    reason: object = None, client_addr: str | None = None) -> CallResult:
-        """Authenticate, decide, run, mask and audit one call."""
+        """Authenticate, decide, run, mask and audit one call of a named function."""
         who = await self.authenticate(token)
-        started = time.monotonic()
-        event = _EventDraft(who, function, client_addr, started)
+        event = _EventDraft(who, function, client_addr)
         try:
             analysed, plan_, values, why = self._admit(who, function, params, reason)
             event.reason = why
             event.parameters = self._audit_params(analysed, values)
-            context = CallContext(who, analysed, plan_, values, why, client_addr)
+        except QuerygateError as exc:
+            await self._record_failure(event, exc)
+            raise
+        return await self._run(event, CallContext(who, analysed, plan_, values, why, client_addr))
+
+    async def sql(self, token: str | None, text: object, reason: object = None,
+                  client_addr: str | None = None) -> CallResult:
+        """Ad-hoc SQL for roles granted ``adhoc: true``: the same analysis, masks and audit."""
+        who = await self.authenticate(token)
+        event = _EventDraft(who, ADHOC_FUNCTION, client_addr)
+        try:
+            event.parameters = {"sql": text if isinstance(text, str) else None}
+            why = _reason(reason)
+            event.reason = why
+            analysed, plan_ = prepare_adhoc(self, who, text)
+        except QuerygateError as exc:
+            await self._record_failure(event, exc)
+            raise
+        return await self._run(event, CallContext(who, analysed, plan_, {}, why, client_addr),
+                               prepare=True)
+
+    async def _run(self, event: _EventDraft, context: CallContext,
+                   prepare: bool | None = None) -> CallResult:
+        """Guards, the query, the origin check, masks, and the audit event before release."""
+        analysed, plan_ = context.function, context.plan
+        try:
             for guard in self.guards:
                 await guard.before_run(context)
-            result = await execute.run(self.query_pool, analysed.function.exec_sql, values,
+            result = await execute.run(self.query_pool, analysed.function.exec_sql,
+                                       dict(context.values),
                                        max_rows=self.project.settings.max_rows,
-                                       timeout_s=self.project.settings.pool_timeout_s)
-            if len(result.columns) != len(plan_.columns):
-                raise UpstreamError("the function's result does not match its analysed columns; "
-                                    "run `querygate check`")
-            subjects = _subjects(analysed, plan_, result.rows, values)
+                                       timeout_s=self.project.settings.pool_timeout_s,
+                                       prepare=prepare)
+            self._check_origins(analysed, result)
+            subjects = _subjects(analysed, plan_, result.rows, context.values)
             for guard in self.guards:
                 await guard.before_release(context, subjects)
             rows = plan_.apply(result.rows, self._mask_key)
+        except UpstreamError as exc:
+            failure: QuerygateError = exc
+            if prepare and (exc.sqlstate or "")[:2] in ("42", "22"):  # the caller's own SQL
+                failure = BadParameters(f"PostgreSQL refused the statement (SQLSTATE "
+                                        f"{exc.sqlstate})", parameter="sql")
+            await self._record_failure(event, failure)
+            raise failure from None
         except QuerygateError as exc:
             await self._record_failure(event, exc)
             raise
         receipt = await audit.append(self.audit_pool, event.finish(
             "allowed", rows=len(rows), fields=plan_.decisions, subjects=subjects),
             timeout_s=self.project.settings.audit_timeout_ms / 1000)
-        names = [plan_.columns[i].spec.name for i in plan_.visible()]
+        names = [result.columns[i] for i in plan_.visible()]
         return CallResult(names, rows, plan_.fields, result.truncated, receipt)
+
+    def _check_origins(self, analysed: AnalysedFunction, result: execute.Result) -> None:
+        """The second guard: PostgreSQL's own account of where each column comes from."""
+        problem = self.origins.disagreement(analysed.columns, result)
+        if problem is not None:
+            log.error("function %s is inconsistent with its analysis: %s", analysed.name, problem)
+            raise UpstreamError("the function's result does not match its analysed lineage, so "
+                                "nothing was returned; run `querygate check`")
 
     def _admit(self, who: Identity, function: str, params: object, reason: object) -> tuple[
             AnalysedFunction, Plan, dict[str, object], str | None]:
@@ -183,9 +236,9 @@ class Gateway:
 class _EventDraft:
     """The audit event of a call in progress."""
 
-    def __init__(self, who: Identity, function: str, client_addr: str | None,
-                 started: float) -> None:
-        self.who, self.function, self.client_addr, self.started = who, function, client_addr, started
+    def __init__(self, who: Identity, function: str, client_addr: str | None) -> None:
+        self.who, self.function, self.client_addr = who, function, client_addr
+        self.started = time.monotonic()
         self.occurred_at = dt.datetime.now(dt.UTC)
         self.reason: str | None = None
         self.parameters: dict[str, object] = {}
@@ -230,7 +283,7 @@ def _plain(value: object) -> object:
 
 
 def _subjects(analysed: AnalysedFunction, plan_: Plan, rows: list[tuple[Any, ...]],
-              values: dict[str, object]) -> tuple[tuple[str, str], ...]:
+              values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     """The data subjects a call returned: ids from subject columns, and from parameters."""
     found: dict[tuple[str, str], None] = {}
     indexes = [(i, c.spec.subject) for i, c in enumerate(plan_.columns) if c.spec.subject]

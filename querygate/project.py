@@ -175,7 +175,7 @@ def _classification(raw: Mapping[str, Any], where: str) -> Classification:
 
 def _roles(raw: Mapping[str, Any], where: str, catalog: Catalog,
            classification: Classification) -> dict[str, Role]:
-    known_tags = classification.all_tags
+    known_tags = classification.all_tags | {"unclassified"}
     roles = {}
     for name, spec in raw.items():
         spec = spec or {}

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from querygate._plugins import modules
 from querygate.api._openapi import openapi
 from querygate.errors import BadParameters, NotAuthenticated, QuerygateError
-from querygate.gateway import Gateway
+from querygate.gateway import CallResult, Gateway
 
 log = logging.getLogger("querygate.api")
 
@@ -28,6 +28,14 @@ def _default(value: object) -> object:
 def json_response(body: object, status: int = 200) -> Response:
     content = orjson.dumps(body, default=_default, option=orjson.OPT_NON_STR_KEYS)
     return Response(content, status_code=status, media_type="application/json")
+
+
+def _result(result: CallResult) -> Response:
+    return json_response({
+        "columns": result.columns, "rows": result.rows, "fields": result.fields,
+        "truncated": result.truncated, "audit_id": result.receipt.event_id,
+        "receipt": {"seq": result.receipt.seq, "hash": result.receipt.hash},
+    })
 
 
 def _error(exc: QuerygateError) -> Response:
@@ -78,11 +86,15 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
         client = request.client.host if request.client else None
         result = await gateway.call(bearer_token(request), function, body.get("params"),
                                     body.get("reason"), client)
-        return json_response({
-            "columns": result.columns, "rows": result.rows, "fields": result.fields,
-            "truncated": result.truncated, "audit_id": result.receipt.event_id,
-            "receipt": {"seq": result.receipt.seq, "hash": result.receipt.hash},
-        })
+        return _result(result)
+
+    async def adhoc(request: Request) -> Response:
+        body = await read_json(request, gateway.project.settings.max_request_bytes,
+                               frozenset({"sql", "reason"}))
+        client = request.client.host if request.client else None
+        result = await gateway.sql(bearer_token(request), body.get("sql"), body.get("reason"),
+                                   client)
+        return _result(result)
 
     async def functions(request: Request) -> Response:
         who = await gateway.authenticate(bearer_token(request))
@@ -114,6 +126,7 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
 
     routes = [
         Route("/v1/call/{function}", handle_errors(call), methods=["POST"]),
+        Route("/v1/sql", handle_errors(adhoc), methods=["POST"]),
         Route("/v1/functions", handle_errors(functions), methods=["GET"]),
         Route("/openapi.json", handle_errors(openapi_json), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -10,7 +10,7 @@ import click
 
 from querygate._plugins import modules
 from querygate.cli._audit import audit_group
-from querygate.cli._call import call
+from querygate.cli._call import call, sql
 from querygate.cli._check import check
 from querygate.cli._identity import tokens, users
 from querygate.cli._serve import demo, init, serve, setup
@@ -37,6 +37,7 @@ main.add_command(setup)
 main.add_command(serve)
 main.add_command(check)
 main.add_command(call)
+main.add_command(sql)
 main.add_command(users)
 main.add_command(tokens)
 main.add_command(audit_group, name="audit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 import click
 import httpx
@@ -37,26 +38,14 @@ def _table(body: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-@click.command(help=command_help(
-    "Call a function through a running gateway with your token (or $QUERYGATE_TOKEN).",
-    "querygate call get_customer_by_id --param customer_id=42 --reason TICKET-1042"))
-@click.argument("function")
-@click.option("--param", "params", multiple=True, help="NAME=VALUE (repeatable).")
-@click.option("--param-json", "json_params", multiple=True,
-              help="NAME=JSON for arrays and exact types, e.g. ids='[1,2]'.")
-@click.option("--reason", default=None, help="Why you need this data (a ticket id).")
-@click.option("--token", default=None, help="Your API token (default: $QUERYGATE_TOKEN).")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True,
-              help="The gateway's address.")
-@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON response.")
-def call(function: str, params: tuple[str, ...], json_params: tuple[str, ...],
-         reason: str | None, token: str | None, url: str, as_json: bool) -> None:
+def _send(url: str, path: str, body: Mapping[str, object], token: str | None,
+          as_json: bool) -> None:
+    """POST to the gateway as the caller; print the rows as a table (or the raw JSON)."""
     token = token or os.environ.get("QUERYGATE_TOKEN")
     if not token:
         fail("no token: pass --token or set QUERYGATE_TOKEN (`querygate tokens issue EMAIL`)")
-    body = {"params": _params(params, json_params), "reason": reason}
     try:
-        response = httpx.post(f"{url.rstrip('/')}/v1/call/{function}", json=body,
+        response = httpx.post(f"{url.rstrip('/')}{path}", json=body,
                               headers={"Authorization": f"Bearer {token}"}, timeout=60)
     except httpx.HTTPError as exc:
         fail(f"cannot reach the gateway at {url}: {type(exc).__name__}; is it running?")
@@ -77,3 +66,40 @@ def call(function: str, params: tuple[str, ...], json_params: tuple[str, ...],
         click.echo(f"  {column}: {decision}", err=True)
     click.echo(f"{len(payload['rows'])} row(s); audit event {payload['audit_id']}"
                f"{' (truncated)' if payload.get('truncated') else ''}", err=True)
+
+
+_reason = click.option("--reason", default=None, help="Why you need this data (a ticket id).")
+_token = click.option("--token", default=None, help="Your API token (default: $QUERYGATE_TOKEN).")
+_url = click.option("--url", default="http://127.0.0.1:8080", show_default=True,
+                    help="The gateway's address.")
+_json = click.option("--json", "as_json", is_flag=True, help="Print the raw JSON response.")
+
+
+@click.command(help=command_help(
+    "Call a function through a running gateway with your token (or $QUERYGATE_TOKEN).",
+    "querygate call get_customer_by_id --param customer_id=42 --reason TICKET-1042"))
+@click.argument("function")
+@click.option("--param", "params", multiple=True, help="NAME=VALUE (repeatable).")
+@click.option("--param-json", "json_params", multiple=True,
+              help="NAME=JSON for arrays and exact types, e.g. ids='[1,2]'.")
+@_reason
+@_token
+@_url
+@_json
+def call(function: str, params: tuple[str, ...], json_params: tuple[str, ...],
+         reason: str | None, token: str | None, url: str, as_json: bool) -> None:
+    body = {"params": _params(params, json_params), "reason": reason}
+    _send(url, f"/v1/call/{function}", body, token, as_json)
+
+
+@click.command(help=command_help(
+    "Run one read-only SQL statement through the gateway (roles with adhoc: true): the same "
+    "lineage analysis, masks and audit as a named function.",
+    "querygate sql \"SELECT id, iban FROM customers WHERE id = 42\" --reason TICKET-1042"))
+@click.argument("statement")
+@_reason
+@_token
+@_url
+@_json
+def sql(statement: str, reason: str | None, token: str | None, url: str, as_json: bool) -> None:
+    _send(url, "/v1/sql", {"sql": statement, "reason": reason}, token, as_json)

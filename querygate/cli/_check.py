@@ -13,6 +13,7 @@ import psycopg
 from querygate.analysis import analyse_catalog
 from querygate.check import has_errors, render, report
 from querygate.cli._common import command_help, load, project_option, with_connection
+from querygate.lockfile import write_lock
 
 
 @click.command(help=command_help(
@@ -20,13 +21,22 @@ from querygate.cli._common import command_help, load, project_option, with_conne
     "their sources and tags, and the role × function × column decisions. Exit 1 on any problem.",
     "querygate check --json > plan.json"))
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@click.option("--lock", "write", is_flag=True,
+              help="Approve the schema as it is now: write querygate.lock (new columns are "
+                   "'unclassified' until the next --lock).")
 @project_option
-def check(as_json: bool, project_dir: Path) -> None:
+def check(as_json: bool, write: bool, project_dir: Path) -> None:
     project = load(project_dir)
 
     async def work(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
-        analysed, problems = await analyse_catalog(conn, project.catalog, project.classification)
-        return report(project, analysed, problems)
+        analysis = await analyse_catalog(conn, project.catalog, project.classification,
+                                         project.root)
+        if write:
+            path = write_lock(project.root, analysis.schema)
+            click.echo(f"wrote {path}", err=True)
+            analysis = await analyse_catalog(conn, project.catalog, project.classification,
+                                             project.root)
+        return report(project, analysis)
 
     result = with_connection(project.database_url, work)
     if as_json:

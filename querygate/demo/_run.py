@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from psycopg import sql
 from querygate import identity
 from querygate.demo._embedded import start_embedded
 from querygate.demo._sample import load_sample
+from querygate.lineage import Schema, load_schema
+from querygate.lockfile import LOCK_NAME, write_lock
 from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 DEMO_DB = "querygate_demo"
@@ -56,7 +59,20 @@ def prepare(data_dir: Path, database_url: str | None = None,
     setup_database(admin_url, gateway_role=DEFAULT_GATEWAY_ROLE)
     gateway_url = url_for(admin_url, user=DEFAULT_GATEWAY_ROLE)
     project_dir = _write_project(data_dir, gateway_url)
+    _lock(project_dir, admin_url)
     return DemoSetup(project_dir, admin_url, gateway_url, notes)
+
+
+def _lock(project_dir: Path, url: str) -> None:
+    """Approve the demo schema as loaded (querygate.lock), unless already approved."""
+    if (project_dir / LOCK_NAME).exists():
+        return
+
+    async def schema() -> Schema:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            return await load_schema(conn)
+
+    write_lock(project_dir, asyncio.run(schema()))
 
 
 def _write_project(data_dir: Path, gateway_url: str) -> Path:
@@ -67,10 +83,14 @@ def _write_project(data_dir: Path, gateway_url: str) -> Path:
         key_file.chmod(0o600)
     target = data_dir / "project"
     source = resources.files("querygate.demo").joinpath("project")
+    lock = target / LOCK_NAME
+    approved = lock.read_bytes() if lock.exists() else None  # keep what was approved before
     with resources.as_file(source) as folder:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(folder, target)
+    if approved is not None:
+        lock.write_bytes(approved)
     config = target / "querygate.yaml"
     text = config.read_text(encoding="utf-8")
     text = text.replace("url: $env:QUERYGATE_DATABASE_URL", f"url: {_quoted(gateway_url)}", 1)

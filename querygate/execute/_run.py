@@ -17,6 +17,7 @@ class Result:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool
+    origins: list[tuple[int, int]]  # (table oid, attribute number) PostgreSQL reports per column
 
 
 def upstream_error(exc: psycopg.Error) -> QuerygateError:
@@ -40,18 +41,25 @@ def upstream_error(exc: psycopg.Error) -> QuerygateError:
 
 
 async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object],
-              *, max_rows: int, timeout_s: float) -> Result:
-    """Run a function's SQL; rows past ``max_rows`` are not fetched."""
+              *, max_rows: int, timeout_s: float, prepare: bool | None = None) -> Result:
+    """Run a function's SQL; rows past ``max_rows`` are not fetched.
+
+    ``prepare=True`` forces the extended protocol, where PostgreSQL itself refuses
+    more than one statement (used for ad-hoc SQL).
+    """
     try:
         async with pool.connection(timeout=timeout_s) as conn, conn.cursor() as cur:
-            await cur.execute(sql, params)
+            await cur.execute(sql, params, prepare=prepare)
             rows = await cur.fetchmany(max_rows + 1)
             columns = [c.name for c in cur.description or ()]
+            res = cur.pgresult
+            origins = [(res.ftable(i), res.ftablecol(i)) for i in range(len(columns))] if res \
+                else []
     except PoolTimeout:
         raise Unavailable("all database connections are busy; try again shortly") from None
     except psycopg.Error as exc:
         raise upstream_error(exc) from None
-    return Result(columns, rows[:max_rows], len(rows) > max_rows)
+    return Result(columns, rows[:max_rows], len(rows) > max_rows, origins)
 
 
 async def describe(conn: psycopg.AsyncConnection[Any], sql: str,

@@ -17,12 +17,18 @@ class TableClass:
     subject_refs: Mapping[str, str] = field(default_factory=dict)  # subject type -> column
 
 
+UNCLASSIFIED = "unclassified"
+
+
 @dataclass(frozen=True)
 class Classification:
     tables: Mapping[str, TableClass] = field(default_factory=dict)
+    unclassified: frozenset[str] = frozenset()  # columns added since the catalog was approved
 
     def tags_of(self, source: str) -> tuple[str, ...]:
         """Tags of one base column ``schema.table.column``."""
+        if source in self.unclassified:
+            return (UNCLASSIFIED,)
         table, _, column = source.rpartition(".")
         entry = self.tables.get(table)
         return entry.columns.get(column, ()) if entry else ()
