@@ -3,43 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from querygate.errors import ProjectError
 
 
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: int | float
-    help: str
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("statement_timeout_ms", 5000, "Longest a function's query may run; past it: 504."),
-    Setting("max_rows", 10000, "Most rows one call returns; more are cut and the response says so."),
-    Setting("max_param_chars", 10000, "Longest text parameter value accepted (422 past it)."),
-    Setting("max_request_bytes", 1_048_576, "Largest request body accepted (413 past it)."),
-    Setting("pool_min_size", 1, "Connections the query pool keeps open."),
-    Setting("pool_max_size", 10, "Most connections the query pool opens."),
-    Setting("pool_timeout_s", 5.0, "Longest a call waits for a free connection; then 503."),
-    Setting("audit_pool_max_size", 10, "Most connections the audit store pool opens."),
-    Setting("audit_timeout_ms", 2000, "Longest an audit write may take; past it the call fails with 503."),
-)
+def _setting(default: int | float, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class Settings:
-    statement_timeout_ms: int = 5000
-    max_rows: int = 10000
-    max_param_chars: int = 10000
-    max_request_bytes: int = 1_048_576
-    pool_min_size: int = 1
-    pool_max_size: int = 10
-    pool_timeout_s: float = 5.0
-    audit_pool_max_size: int = 10
-    audit_timeout_ms: int = 2000
+    statement_timeout_ms: int = _setting(5000, "Longest a function's query may run; past it: 504.")
+    max_rows: int = _setting(10000, "Most rows one call returns; more are cut and the response "
+                                    "says so (truncated).")
+    max_param_chars: int = _setting(10000, "Longest text parameter value accepted (422 past it).")
+    max_request_bytes: int = _setting(1_048_576, "Largest request body accepted (413 past it).")
+    pool_min_size: int = _setting(1, "Connections the query pool keeps open.")
+    pool_max_size: int = _setting(10, "Most connections the query pool opens.")
+    pool_timeout_s: float = _setting(5.0, "Longest a call waits for a free connection; then 503.")
+    audit_pool_max_size: int = _setting(10, "Most connections the audit store pool opens.")
+    audit_timeout_ms: int = _setting(2000, "Longest an audit write may take; past it the call "
+                                           "fails with 503 and returns nothing.")
+
+
+SETTINGS: tuple[tuple[str, int | float, str], ...] = tuple(
+    (f.name, f.default, f.metadata["help"]) for f in fields(Settings)  # type: ignore[misc]
+)
+"""(name, default, help) of every setting, for docs and `--help`."""
 
 
 def load_settings(raw: Mapping[str, Any] | None, *, path: str) -> Settings:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import platformdirs
+import psycopg
 import uvicorn
 from psycopg.conninfo import conninfo_to_dict
 
@@ -68,7 +69,13 @@ def demo(host: str, port: int, database_url: str | None, data_dir: Path | None) 
     folder = data_dir or Path(platformdirs.user_data_dir("querygate")) / "demo"
     folder.mkdir(parents=True, exist_ok=True)
     click.echo(f"preparing the demo in {folder} …")
-    setup = prepare(folder, database_url)
+    try:
+        setup = prepare(folder, database_url)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(f"the demo database could not be prepared: {first}. If {folder} holds a demo "
+             "from an older querygate, remove that folder (or pass --data-dir) and retry")
+        return
     tokens = run(demo_tokens(setup.gateway_url))
     project = load(setup.project_dir)
     _loop()

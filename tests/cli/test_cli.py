@@ -150,3 +150,13 @@ def test_bad_dates_are_explained(demo: Demo) -> None:
 def test_missing_project_is_explained(tmp_path: Path, args: tuple[str, ...]) -> None:
     code, output = invoke(*args, "--project", str(tmp_path))
     assert code == 1 and "querygate init" in output
+
+
+def test_every_setting_and_command_is_documented() -> None:
+    from querygate.settings import SETTINGS
+
+    docs = "\n".join(p.read_text() for p in Path(__file__).parents[2].glob("docs/*.md"))
+    for name, _default, _help in SETTINGS:
+        assert f"`{name}`" in docs, name
+    for command in all_commands():
+        assert f"querygate {' '.join(command)}" in docs, command
