@@ -12,11 +12,13 @@ import hashlib
 import hmac
 import json
 import logging
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, Protocol
 
+import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -38,6 +40,58 @@ from querygate.project import Project
 
 MAX_REASON_CHARS = 500
 log = logging.getLogger("querygate.gateway")
+
+
+class _Sink(Protocol):
+    def write(self, rows: list[list[object]]) -> None: ...
+
+
+class _Collected:
+    """Masked rows kept in memory: an ordinary call."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[object]] = []
+
+    def write(self, rows: list[list[object]]) -> None:
+        self.rows.extend(rows)
+
+
+class Spool:
+    """Masked rows written to a temporary file as JSON lines: an export, memory kept flat."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the reader
+        self.count = 0
+
+    def write(self, rows: list[list[object]]) -> None:
+        self.file.write(b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows))
+        self.count += len(rows)
+
+    def rewound(self) -> IO[bytes]:
+        self.file.seek(0)
+        return self.file
+
+    def close(self) -> None:
+        self.file.close()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    columns: list[str]
+    truncated: bool
+    receipt: audit.Receipt
+
+
+@dataclass(frozen=True)
+class Export:
+    """A finished, audited export: read ``rows_file`` (JSON lines), then close it."""
+
+    columns: list[str]
+    fields: dict[str, str]
+    rows: int
+    truncated: bool
+    receipt: audit.Receipt
+    rows_file: IO[bytes]
 
 
 @dataclass(frozen=True)
@@ -136,16 +190,29 @@ class Gateway:
     async def call(self, token: str | None, function: str, params: object,
                    reason: object = None, client_addr: str | None = None) -> CallResult:
         """Authenticate, decide, run, mask and audit one call of a named function."""
-        who = await self.authenticate(token)
-        event = _EventDraft(who, function, client_addr)
+        context, event = await self._admitted(token, function, params, reason, client_addr)
+        rows = _Collected()
+        outcome = await self._run(event, context, self._fetch_all(context), rows)
+        return CallResult(outcome.columns, rows.rows, context.plan.fields, outcome.truncated,
+                          outcome.receipt)
+
+    async def export(self, token: str | None, function: str, params: object,
+                     reason: object = None, client_addr: str | None = None) -> Export:
+        """A large result, streamed from PostgreSQL and masked into a spool file; the audit
+        event (with every subject) commits before the caller reads the first byte."""
+        context, event = await self._admitted(token, function, params, reason, client_addr)
+        spool = Spool()
         try:
-            analysed, plan_, values, why = self._admit(who, function, params, reason)
-            event.reason = why
-            event.parameters = self._audit_params(analysed, values)
-        except QuerygateError as exc:
-            await self._record_failure(event, exc)
+            chunks = execute.stream(self.query_pool, context.function.function.exec_sql,
+                                    dict(context.values),
+                                    max_rows=self.project.settings.max_export_rows,
+                                    timeout_s=self.project.settings.pool_timeout_s)
+            outcome = await self._run(event, context, chunks, spool)
+        except BaseException:
+            spool.close()
             raise
-        return await self._run(event, CallContext(who, analysed, plan_, values, why, client_addr))
+        return Export(outcome.columns, context.plan.fields, spool.count, outcome.truncated,
+                      outcome.receipt, spool.rewound())
 
     async def sql(self, token: str | None, text: object, reason: object = None,
                   client_addr: str | None = None) -> CallResult:
@@ -160,29 +227,56 @@ class Gateway:
         except QuerygateError as exc:
             await self._record_failure(event, exc)
             raise
-        return await self._run(event, CallContext(who, analysed, plan_, {}, why, client_addr),
-                               prepare=True)
+        context = CallContext(who, analysed, plan_, {}, why, client_addr)
+        rows = _Collected()
+        outcome = await self._run(event, context, self._fetch_all(context, prepare=True), rows,
+                                  adhoc=True)
+        return CallResult(outcome.columns, rows.rows, plan_.fields, outcome.truncated,
+                          outcome.receipt)
+
+    async def _admitted(self, token: str | None, function: str, params: object, reason: object,
+                        client_addr: str | None) -> tuple[CallContext, _EventDraft]:
+        who = await self.authenticate(token)
+        event = _EventDraft(who, function, client_addr)
+        try:
+            analysed, plan_, values, why = self._admit(who, function, params, reason)
+            event.reason = why
+            event.parameters = self._audit_params(analysed, values)
+        except QuerygateError as exc:
+            await self._record_failure(event, exc)
+            raise
+        return CallContext(who, analysed, plan_, values, why, client_addr), event
+
+    async def _fetch_all(self, context: CallContext,
+                         prepare: bool | None = None) -> AsyncIterator[execute.Result]:
+        yield await execute.run(self.query_pool, context.function.function.exec_sql,
+                                dict(context.values), max_rows=self.project.settings.max_rows,
+                                timeout_s=self.project.settings.pool_timeout_s, prepare=prepare)
 
     async def _run(self, event: _EventDraft, context: CallContext,
-                   prepare: bool | None = None) -> CallResult:
+                   chunks: AsyncIterator[execute.Result], sink: _Sink,
+                   *, adhoc: bool = False) -> _Outcome:
         """Guards, the query, the origin check, masks, and the audit event before release."""
         analysed, plan_ = context.function, context.plan
+        found: dict[tuple[str, str], None] = {}
+        columns: list[str] | None = None
+        count, truncated = 0, False
         try:
             for guard in self.guards:
                 await guard.before_run(context)
-            result = await execute.run(self.query_pool, analysed.function.exec_sql,
-                                       dict(context.values),
-                                       max_rows=self.project.settings.max_rows,
-                                       timeout_s=self.project.settings.pool_timeout_s,
-                                       prepare=prepare)
-            self._check_origins(analysed, result)
-            subjects = _subjects(analysed, plan_, result.rows, context.values)
+            async for result in chunks:
+                if columns is None:
+                    self._check_origins(analysed, result)
+                    columns = result.columns
+                _add_subjects(found, plan_, result.rows)
+                sink.write(plan_.apply(result.rows, self._mask_key))
+                count, truncated = count + len(result.rows), result.truncated
+            subjects = _with_parameters(found, analysed, context.values, count)
             for guard in self.guards:
                 await guard.before_release(context, subjects)
-            rows = plan_.apply(result.rows, self._mask_key)
         except UpstreamError as exc:
             failure: QuerygateError = exc
-            if prepare and (exc.sqlstate or "")[:2] in ("42", "22"):  # the caller's own SQL
+            if adhoc and (exc.sqlstate or "")[:2] in ("42", "22"):  # the caller's own SQL
                 failure = BadParameters(f"PostgreSQL refused the statement (SQLSTATE "
                                         f"{exc.sqlstate})", parameter="sql")
             await self._record_failure(event, failure)
@@ -191,10 +285,10 @@ class Gateway:
             await self._record_failure(event, exc)
             raise
         receipt = await audit.append(self.audit_pool, event.finish(
-            "allowed", rows=len(rows), fields=plan_.decisions, subjects=subjects),
+            "allowed", rows=count, fields=plan_.decisions, subjects=subjects),
             timeout_s=self.project.settings.audit_timeout_ms / 1000)
-        names = [result.columns[i] for i in plan_.visible()]
-        return CallResult(names, rows, plan_.fields, result.truncated, receipt)
+        visible = [(columns or [])[i] for i in plan_.visible()] if columns else []
+        return _Outcome(visible, truncated, receipt)
 
     def _check_origins(self, analysed: AnalysedFunction, result: execute.Result) -> None:
         """The second guard: PostgreSQL's own account of where each column comes from."""
@@ -282,16 +376,20 @@ def _plain(value: object) -> object:
     return str(value)
 
 
-def _subjects(analysed: AnalysedFunction, plan_: Plan, rows: list[tuple[Any, ...]],
-              values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
-    """The data subjects a call returned: ids from subject columns, and from parameters."""
-    found: dict[tuple[str, str], None] = {}
+def _add_subjects(found: dict[tuple[str, str], None], plan_: Plan,
+                  rows: list[tuple[Any, ...]]) -> None:
+    """Subject ids from the columns that carry them, in order of first appearance."""
     indexes = [(i, c.spec.subject) for i, c in enumerate(plan_.columns) if c.spec.subject]
     for row in rows:
         for i, subject in indexes:
             if row[i] is not None:
                 found[(str(subject), str(row[i]))] = None
-    if rows:
+
+
+def _with_parameters(found: dict[tuple[str, str], None], analysed: AnalysedFunction,
+                     values: Mapping[str, object], count: int) -> tuple[tuple[str, str], ...]:
+    """Add the subjects a call selected by equality on a subject key, when it returned rows."""
+    if count:
         for param, subject in analysed.subject_params.items():
             if values.get(param) is not None:
                 found[(subject, str(values[param]))] = None

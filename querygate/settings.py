@@ -18,6 +18,7 @@ class Settings:
     statement_timeout_ms: int = _setting(5000, "Longest a function's query may run; past it: 504.")
     max_rows: int = _setting(10000, "Most rows one call returns; more are cut and the response "
                                     "says so (truncated).")
+    max_export_rows: int = _setting(1_000_000, "Most rows one export (POST /v1/export) streams.")
     max_param_chars: int = _setting(10000, "Longest text parameter value accepted (422 past it).")
     max_request_bytes: int = _setting(1_048_576, "Largest request body accepted (413 past it).")
     pool_min_size: int = _setting(1, "Connections the query pool keeps open.")

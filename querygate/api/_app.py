@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from querygate._plugins import modules
@@ -28,6 +28,17 @@ def _default(value: object) -> object:
 def json_response(body: object, status: int = 200) -> Response:
     content = orjson.dumps(body, default=_default, option=orjson.OPT_NON_STR_KEYS)
     return Response(content, status_code=status, media_type="application/json")
+
+
+async def _lines(header: bytes, rows: IO[bytes]) -> AsyncIterator[bytes]:
+    """The header line, then the spooled rows in 64 KiB chunks; the spool is closed at the end
+    (also when the client goes away)."""
+    try:
+        yield header
+        while chunk := rows.read(65536):
+            yield chunk
+    finally:
+        rows.close()
 
 
 def _result(result: CallResult) -> Response:
@@ -88,6 +99,18 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
                                     body.get("reason"), client)
         return _result(result)
 
+    async def export(request: Request) -> Response:
+        function = request.path_params["function"]
+        body = await read_json(request, gateway.project.settings.max_request_bytes)
+        client = request.client.host if request.client else None
+        result = await gateway.export(bearer_token(request), function, body.get("params"),
+                                      body.get("reason"), client)
+        header = {"columns": result.columns, "fields": result.fields, "rows": result.rows,
+                  "truncated": result.truncated, "audit_id": result.receipt.event_id,
+                  "receipt": {"seq": result.receipt.seq, "hash": result.receipt.hash}}
+        return StreamingResponse(_lines(orjson.dumps(header) + b"\n", result.rows_file),
+                                 media_type="application/x-ndjson")
+
     async def adhoc(request: Request) -> Response:
         body = await read_json(request, gateway.project.settings.max_request_bytes,
                                frozenset({"sql", "reason"}))
@@ -126,6 +149,7 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
 
     routes = [
         Route("/v1/call/{function}", handle_errors(call), methods=["POST"]),
+        Route("/v1/export/{function}", handle_errors(export), methods=["POST"]),
         Route("/v1/sql", handle_errors(adhoc), methods=["POST"]),
         Route("/v1/functions", handle_errors(functions), methods=["GET"]),
         Route("/openapi.json", handle_errors(openapi_json), methods=["GET"]),

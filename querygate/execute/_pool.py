@@ -13,13 +13,16 @@ from querygate.settings import Settings
 
 
 async def _configure_query(conn: psycopg.AsyncConnection[Any], *, timeout_ms: int) -> None:
-    """Every query connection: read-only transactions with a statement timeout."""
+    """Every query connection: read-only with a statement timeout, set once for the session.
+
+    Autocommit with ``default_transaction_read_only`` makes each statement its own read-only
+    transaction, without a BEGIN/COMMIT round trip per call; explicit transactions (exports)
+    are read-only too.
+    """
     await conn.set_autocommit(True)
     await conn.execute(f"SET statement_timeout = {int(timeout_ms)}; "
                        "SET default_transaction_read_only = on; "
                        "SET idle_in_transaction_session_timeout = 60000")
-    await conn.set_read_only(True)
-    await conn.set_autocommit(False)
 
 
 def query_pool(url: str, settings: Settings) -> AsyncConnectionPool[Any]:

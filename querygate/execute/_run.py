@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,36 @@ async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object
     except psycopg.Error as exc:
         raise upstream_error(exc) from None
     return Result(columns, rows[:max_rows], len(rows) > max_rows, origins)
+
+
+async def stream(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object],
+                 *, max_rows: int, timeout_s: float, chunk: int = 5000) -> AsyncIterator[Result]:
+    """Run a function's SQL through a server-side cursor, ``chunk`` rows at a time.
+
+    Memory stays flat whatever the result's size; the last chunk says whether rows past
+    ``max_rows`` were left unread.
+    """
+    try:
+        async with pool.connection(timeout=timeout_s) as conn, conn.transaction(), \
+                conn.cursor(name="querygate_stream") as cur:
+            await cur.execute(sql, params)
+            left = max_rows
+            while True:
+                want = min(chunk, left + 1)
+                rows = await cur.fetchmany(want)
+                columns = [c.name for c in cur.description or ()]
+                res = cur.pgresult
+                origins = [(res.ftable(i), res.ftablecol(i)) for i in range(len(columns))] \
+                    if res else []
+                kept = rows[:left]
+                yield Result(columns, kept, len(rows) > left, origins)
+                left -= len(kept)
+                if len(rows) > len(kept) or len(rows) < want:
+                    break
+    except PoolTimeout:
+        raise Unavailable("all database connections are busy; try again shortly") from None
+    except psycopg.Error as exc:
+        raise upstream_error(exc) from None
 
 
 async def describe(conn: psycopg.AsyncConnection[Any], sql: str,
