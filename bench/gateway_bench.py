@@ -71,8 +71,8 @@ request = function()
 end
 """
 SCENARIOS = {
-    "lookup": ("get_customer_by_id", '{{"params": {{"customer_id": %d}}, "reason": "bench"}}'),
-    "page": ("list_orders_page", '{{"params": {{"after": "ord_%x"}}, "reason": "bench"}}'),
+    "lookup": ("get_customer_by_id", '{"params": {"customer_id": %d}, "reason": "bench"}'),
+    "page": ("list_orders_page", '{"params": {"after": "ord_%x"}, "reason": "bench"}'),
 }
 
 

@@ -2,54 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
 import platformdirs
 import psycopg
-import uvicorn
 from psycopg.conninfo import conninfo_to_dict
 
-from querygate.api import create_app
 from querygate.cli._common import command_help, fail, load, project_option, run
 from querygate.cli._starter import write_starter
-from querygate.gateway import Gateway
-from querygate.project import Project
+from querygate.cli._workers import serve_project, serve_workers, use_uvloop
 from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-
-
-async def _serve(project: Project, host: str, port: int, banner: list[str] | None = None) -> None:
-    gateway = await Gateway.open(project)
-    config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning",
-                            access_log=False, loop="none", lifespan="on")
-    server = uvicorn.Server(config)
-    click.echo(f"querygate serving {len(gateway.functions)} functions on http://{host}:{port}")
-    for line in banner or []:
-        click.echo(line)
-    await server.serve()
-
-
-def _loop() -> None:
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        pass
 
 
 @click.command(help=command_help("Run the gateway: the HTTP API in front of the database.",
                               "querygate serve --project ./prod --port 8080"))
 @_host
 @click.option("--port", default=8080, show_default=True)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes sharing the port (e.g. one per core).")
 @project_option
-def serve(host: str, port: int, project_dir: Path) -> None:
+def serve(host: str, port: int, workers: int, project_dir: Path) -> None:
     project = load(project_dir)
-    _loop()
-    run(_serve(project, host, port))
+    if workers > 1:
+        serve_workers(project, host, port, workers)
+        return
+    use_uvloop()
+    run(serve_project(project, host, port, banner=[]))
 
 
 @click.command(help=command_help(
@@ -78,8 +59,9 @@ def demo(host: str, port: int, database_url: str | None, data_dir: Path | None) 
         return
     tokens = run(demo_tokens(setup.gateway_url))
     project = load(setup.project_dir)
-    _loop()
-    run(_serve(project, host, port, setup.notes + banner(setup.project_dir, host, port, tokens)))
+    use_uvloop()
+    run(serve_project(project, host, port,
+                      banner=setup.notes + banner(setup.project_dir, host, port, tokens)))
 
 
 @click.command(help=command_help("Write a starter project into DIR.", "querygate init ./gateway"))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 
 from tests.demo_env import Demo
@@ -26,12 +27,13 @@ def querygate(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"}, check=False)
 
 
-@pytest.fixture
-def server(demo: Demo) -> Iterator[str]:
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+def server(demo: Demo, request: pytest.FixtureRequest) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "querygate", "serve", "--port", str(port), "--project",
-         str(demo.project_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         str(demo.project_dir), "--workers", str(request.param)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -50,6 +52,13 @@ def server(demo: Demo) -> Iterator[str]:
 
 def test_call_through_a_real_server_then_revoke(demo: Demo, server: str) -> None:
     alice = demo.token("alice")
+    with httpx.Client(base_url=server) as client:  # new connections: spread over the workers
+        for _ in range(10):
+            response = client.post("/v1/call/get_customer_by_id",
+                                   json={"params": {"customer_id": 7}},
+                                   headers={"Authorization": f"Bearer {alice}",
+                                            "Connection": "close"})
+            assert response.status_code == 200
     done = querygate("call", "get_customer_by_id", "--param", "customer_id=42", "--reason",
                      "TICKET-1042", "--url", server, "--token", alice)
     assert done.returncode == 0, done.stderr
@@ -64,9 +73,16 @@ def test_call_through_a_real_server_then_revoke(demo: Demo, server: str) -> None
                             "--url", server, "--token", alice)
         assert refused.returncode == 1
         assert "401 not_authenticated" in refused.stderr
+        for _ in range(6):  # every worker refuses the revoked token
+            response = httpx.post(f"{server}/v1/call/get_customer_by_id",
+                                  json={"params": {"customer_id": 7}},
+                                  headers={"Authorization": f"Bearer {alice}"})
+            assert response.status_code == 401
+        verified = querygate("audit", "verify", "--project", str(demo.project_dir))
+        assert verified.returncode == 0, verified.stdout
     finally:
-        import psycopg
-
         with psycopg.connect(demo.gateway_url, autocommit=True) as conn:
             conn.execute("UPDATE querygate.users SET status = 'active' "
                          "WHERE email = 'alice@example.com'")
+            conn.execute("UPDATE querygate.tokens t SET revoked_at = NULL FROM querygate.users u "
+                         "WHERE u.id = t.user_id AND u.email = 'alice@example.com'")

@@ -1,0 +1,79 @@
+"""Serving: one process, or several worker processes sharing one listening socket.
+
+Every worker opens its own Gateway (its own pools). Nothing that must hold across
+workers lives in process memory: identities and revocations, the audit chain's head
+and limits are in PostgreSQL, so all workers agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import click
+import uvicorn
+
+from querygate.api import create_app
+from querygate.gateway import Gateway
+from querygate.project import Project, load_project
+
+
+def use_uvloop() -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        pass
+
+
+async def serve_project(project: Project, host: str, port: int, *, banner: list[str] | None = None,
+                        sock: socket.socket | None = None) -> None:
+    """Open the gateway, then serve its API until interrupted."""
+    gateway = await Gateway.open(project)
+    config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning",
+                            access_log=False, loop="none", lifespan="on")
+    server = uvicorn.Server(config)
+    if banner is not None:
+        click.echo(f"querygate serving {len(gateway.functions)} functions on http://{host}:{port}")
+        for line in banner:
+            click.echo(line)
+    await server.serve(sockets=[sock] if sock else None)
+
+
+def _worker(project_dir: str, host: str, port: int, sock: socket.socket) -> None:
+    use_uvloop()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_project(load_project(Path(project_dir)), host, port, sock=sock))
+
+
+def serve_workers(project: Project, host: str, port: int, workers: int) -> None:
+    """Bind once, start ``workers`` processes on the shared socket, stop them all together."""
+    sock = socket.create_server((host, port), reuse_port=False)
+    sock.set_inheritable(True)
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_worker, args=(str(project.root), host, port, sock),
+                                daemon=True) for _ in range(workers)]
+    for child in children:
+        child.start()
+    click.echo(f"querygate serving {len(project.catalog)} functions on http://{host}:{port} "
+               f"with {workers} worker processes")
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
+    sock.close()
+    failed = [c.exitcode for c in children if c.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        sys.exit(f"a worker exited with code {failed[0]}")
