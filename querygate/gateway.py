@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from querygate import audit, execute, identity
 from querygate.adhoc import ADHOC_FUNCTION, prepare_adhoc
 from querygate.analysis import AnalysedFunction, CatalogAnalysis, analyse_catalog
+from querygate.audit._writer import GroupWriter
 from querygate.errors import (
     BadParameters,
     NotFound,
@@ -133,6 +134,7 @@ class Gateway:
         self.audit_pool = audit_pool
         self.guards = guards or []
         self.authenticator = authenticator or identity.TokenAuthenticator()
+        self.writer = GroupWriter(audit_pool, timeout_s=project.settings.audit_timeout_ms / 1000)
         self._mask_key = _derive(project.secret_key, "mask.hash")
         self._param_key = _derive(project.secret_key, "audit.parameter")
         self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
@@ -157,10 +159,13 @@ class Gateway:
         guards = build_guards(project)
         for guard in guards:
             await guard.open()
-        return cls(project, analysis, queries, audits, guards=guards,
-                   authenticator=identity.build_authenticator(project))
+        gateway = cls(project, analysis, queries, audits, guards=guards,
+                      authenticator=identity.build_authenticator(project))
+        gateway.writer.start()
+        return gateway
 
     async def close(self) -> None:
+        await self.writer.stop()
         for guard in self.guards:
             await guard.close()
         await self.query_pool.close()
@@ -284,9 +289,8 @@ class Gateway:
         except QuerygateError as exc:
             await self._record_failure(event, exc)
             raise
-        receipt = await audit.append(self.audit_pool, event.finish(
-            "allowed", rows=count, fields=plan_.decisions, subjects=subjects),
-            timeout_s=self.project.settings.audit_timeout_ms / 1000)
+        receipt = await self.writer.append(event.finish(
+            "allowed", rows=count, fields=plan_.decisions, subjects=subjects))
         visible = [(columns or [])[i] for i in plan_.visible()] if columns else []
         return _Outcome(visible, truncated, receipt)
 
@@ -323,8 +327,7 @@ class Gateway:
 
     async def _record_failure(self, event: _EventDraft, exc: QuerygateError) -> None:
         decision = "denied" if exc.status in (403, 404) else "error"
-        await audit.append(self.audit_pool, event.finish(decision, error_code=exc.code),
-                           timeout_s=self.project.settings.audit_timeout_ms / 1000)
+        await self.writer.append(event.finish(decision, error_code=exc.code))
 
 
 class _EventDraft:

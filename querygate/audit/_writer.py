@@ -1,0 +1,102 @@
+"""Group commit: concurrent calls' audit events written together, one transaction per batch.
+
+While one batch waits for its commit (the fsync), the next calls' events queue up; they go
+out together as the next batch. Each caller waits for the commit of its own batch before its
+data is released, so failing closed is unchanged: a batch that cannot be written fails every
+call in it with AuditUnavailable. The chain is linked in batch order by the database, under
+the head's row lock, exactly as for single appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from querygate.audit._event import AuditEvent
+from querygate.audit._store import _INSERT, Receipt, _row
+from querygate.errors import AuditUnavailable
+
+_Pending = tuple[AuditEvent, "asyncio.Future[Receipt]"]
+
+
+def _retrieved(future: asyncio.Future[Receipt]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class GroupWriter:
+    """Appends events in batches; ``append`` returns once the event's batch has committed."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], *, timeout_s: float,
+                 max_batch: int = 500) -> None:
+        self.pool, self.timeout_s, self.max_batch = pool, timeout_s, max_batch
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="querygate-audit-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for _, future in self._queue:
+            if not future.done():
+                future.set_exception(AuditUnavailable("the gateway is shutting down"))
+
+    async def append(self, event: AuditEvent) -> Receipt:
+        """Queue ``event``; wait for its batch's commit (AuditUnavailable past the timeout)."""
+        if self._task is None or self._task.done():
+            raise AuditUnavailable("the audit writer is not running, so no data was returned")
+        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)  # a caller that timed out no longer awaits it
+        self._queue.append((event, future))
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+        except TimeoutError:
+            raise AuditUnavailable("the audit store did not confirm this call in time, so no "
+                                   "data was returned") from None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+                await self._flush(batch)
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            receipts = await self._write([event for event, _ in batch])
+        except (PoolTimeout, psycopg.Error, OSError) as exc:  # every call in the batch fails closed
+            failure = AuditUnavailable("the audit store could not record this call, so no data "
+                                       f"was returned ({type(exc).__name__})")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        for (_, future), receipt in zip(batch, receipts, strict=True):
+            if not future.done():
+                future.set_result(receipt)
+
+    async def _write(self, events: list[AuditEvent]) -> list[Receipt]:
+        """One transaction for the whole batch; statements pipelined, one commit."""
+        async with self.pool.connection(timeout=self.timeout_s) as conn, \
+                conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(_INSERT, [_row(e) for e in events], returning=True)
+            rows = []
+            while True:
+                row = await cur.fetchone()
+                assert row is not None
+                rows.append(row)
+                if not cur.nextset():
+                    break
+        return [Receipt(str(e.event_id), int(r[0]), bytes(r[1]).hex())
+                for e, r in zip(events, rows, strict=True)]
