@@ -14,7 +14,8 @@ render it in one place::
     ├── UpstreamError(sqlstate)    502 PostgreSQL refused the query
     ├── Unavailable                503 the database cannot be reached in time
     │   └── AuditUnavailable       503 the audit store cannot record the call
-    └── StatementTimeout           504 the query ran past statement_timeout
+    ├── StatementTimeout           504 the query ran past statement_timeout
+    └── ClientGone                 499 the caller went away; the query was cancelled
 
 Messages are written by querygate, never copied from PostgreSQL: a server
 message or DETAIL can echo a protected value.
@@ -121,9 +122,17 @@ class StatementTimeout(QuerygateError):
     code = "statement_timeout"
 
 
+class ClientGone(QuerygateError):
+    """The client disconnected before the answer; its query was cancelled in the server."""
+
+    status = 499
+    code = "client_closed"
+
+
 __all__ = [
     "AuditUnavailable",
     "BadParameters",
+    "ClientGone",
     "LimitExceeded",
     "NotAuthenticated",
     "NotFound",

@@ -7,6 +7,7 @@ fails with 503 and returns nothing.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -28,6 +29,7 @@ from querygate.analysis import AnalysedFunction, CatalogAnalysis, analyse_catalo
 from querygate.audit._writer import GroupWriter
 from querygate.errors import (
     BadParameters,
+    ClientGone,
     NotFound,
     ProjectError,
     QuerygateError,
@@ -288,6 +290,10 @@ class Gateway:
             raise failure from None
         except QuerygateError as exc:
             await self._record_failure(event, exc)
+            raise
+        except asyncio.CancelledError:  # the caller went away: record it, then stop
+            await asyncio.shield(self._record_failure(
+                event, ClientGone("the client disconnected; the query was cancelled")))
             raise
         receipt = await self.writer.append(event.finish(
             "allowed", rows=count, fields=plan_.decisions, subjects=subjects))

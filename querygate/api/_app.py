@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import IO, Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import IO, Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
@@ -15,10 +16,11 @@ from starlette.routing import Route
 
 from querygate._plugins import modules
 from querygate.api._openapi import openapi
-from querygate.errors import BadParameters, NotAuthenticated, QuerygateError
+from querygate.errors import BadParameters, ClientGone, NotAuthenticated, QuerygateError
 from querygate.gateway import CallResult, Gateway
 
 log = logging.getLogger("querygate.api")
+T = TypeVar("T")
 
 
 def _default(value: object) -> object:
@@ -28,6 +30,28 @@ def _default(value: object) -> object:
 def json_response(body: object, status: int = 200) -> Response:
     content = orjson.dumps(body, default=_default, option=orjson.OPT_NON_STR_KEYS)
     return Response(content, status_code=status, media_type="application/json")
+
+
+async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; if the client disconnects first, cancel it (psycopg then cancels the
+    query in the server) and answer nobody."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise ClientGone("the client disconnected; the query was cancelled")
+    return task.result()
 
 
 async def _lines(header: bytes, rows: IO[bytes]) -> AsyncIterator[bytes]:
@@ -95,8 +119,8 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
         function = request.path_params["function"]
         body = await read_json(request, gateway.project.settings.max_request_bytes)
         client = request.client.host if request.client else None
-        result = await gateway.call(bearer_token(request), function, body.get("params"),
-                                    body.get("reason"), client)
+        result = await until_disconnected(request, gateway.call(
+            bearer_token(request), function, body.get("params"), body.get("reason"), client))
         return _result(result)
 
     async def export(request: Request) -> Response:
@@ -115,8 +139,8 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
         body = await read_json(request, gateway.project.settings.max_request_bytes,
                                frozenset({"sql", "reason"}))
         client = request.client.host if request.client else None
-        result = await gateway.sql(bearer_token(request), body.get("sql"), body.get("reason"),
-                                   client)
+        result = await until_disconnected(request, gateway.sql(
+            bearer_token(request), body.get("sql"), body.get("reason"), client))
         return _result(result)
 
     async def functions(request: Request) -> Response:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import time
+import weakref
 from typing import Any
 
 import psycopg
@@ -25,6 +27,27 @@ async def _configure_query(conn: psycopg.AsyncConnection[Any], *, timeout_ms: in
                        "SET idle_in_transaction_session_timeout = 60000")
 
 
+class IdleCheck:
+    """The pool's liveness check, run only on connections idle for a while.
+
+    A connection that came back to the pool moments ago is used as it is (no extra round
+    trip on the hot path); one idle longer than ``idle_s`` is checked first, so a restarted
+    server does not hand out dead connections. A connection that dies in between fails its
+    call cleanly (503) and the pool discards it.
+    """
+
+    def __init__(self, idle_s: float = 1.0) -> None:
+        self.idle_s = idle_s
+        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if time.monotonic() - self._returned.get(conn, 0.0) > self.idle_s:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
+
+
 def query_pool(url: str, settings: Settings) -> AsyncConnectionPool[Any]:
     return AsyncConnectionPool(
         url,
@@ -33,7 +56,8 @@ def query_pool(url: str, settings: Settings) -> AsyncConnectionPool[Any]:
         timeout=settings.pool_timeout_s,
         open=False,
         configure=functools.partial(_configure_query, timeout_ms=settings.statement_timeout_ms),
-        check=AsyncConnectionPool.check_connection,
+        check=(idle := IdleCheck()).check,
+        reset=idle.reset,
         name="querygate-query",
         kwargs={"application_name": "querygate"},
     )
@@ -48,7 +72,8 @@ def audit_pool(url: str, settings: Settings) -> AsyncConnectionPool[Any]:
         open=False,
         configure=functools.partial(configure_audit_connection,
                                     timeout_ms=settings.audit_timeout_ms),
-        check=AsyncConnectionPool.check_connection,
+        check=(idle := IdleCheck()).check,
+        reset=idle.reset,
         name="querygate-audit",
         kwargs={"application_name": "querygate-audit", "connect_timeout": 5},
     )

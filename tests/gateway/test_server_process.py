@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -86,3 +87,46 @@ def test_call_through_a_real_server_then_revoke(demo: Demo, server: str) -> None
                          "WHERE email = 'alice@example.com'")
             conn.execute("UPDATE querygate.tokens t SET revoked_at = NULL FROM querygate.users u "
                          "WHERE u.id = t.user_id AND u.email = 'alice@example.com'")
+
+
+def test_a_client_that_disconnects_cancels_its_query(demo: Demo, tmp_path: Path) -> None:
+    from tests.gateway.test_fail_closed import SLOW, project_with
+
+    project = project_with(demo, tmp_path, extra_sql=SLOW)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "querygate", "serve", "--port", str(port),
+                             "--project", str(project)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/v1/call/slow_lookup", json={"params": {"seconds": 30}},
+                       headers={"Authorization": f"Bearer {demo.token('alice')}"}, timeout=1.0)
+        sleeping: tuple[int] | None = (1,)
+        with psycopg.connect(demo.admin_url, autocommit=True) as conn:
+            for _ in range(50):
+                sleeping = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                        "'%pg_sleep%' AND state = 'active' AND pid <> "
+                                        "pg_backend_pid()").fetchone()
+                if sleeping == (0,):
+                    break
+                time.sleep(0.1)
+            assert sleeping == (0,)
+            for _ in range(50):
+                row = conn.execute("SELECT decision, error_code FROM querygate.audit_events "
+                                   "WHERE function_name = 'slow_lookup' ORDER BY seq DESC "
+                                   "LIMIT 1").fetchone()
+                if row is not None:
+                    break
+                time.sleep(0.1)
+        assert row == ("error", "client_closed")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
