@@ -128,3 +128,76 @@ async def test_statement_timeout_is_504_audited_and_the_connection_comes_back(
         row = conn.execute("SELECT decision, error_code FROM querygate.audit_events "
                            "WHERE function_name = 'slow_lookup' ORDER BY seq").fetchall()
     assert row[-2:] == [("error", "statement_timeout"), ("allowed", None)]
+
+
+async def test_an_exhausted_pool_makes_callers_wait_a_bounded_time_then_503(
+        demo: Demo, tmp_path: Path) -> None:
+    project = project_with(demo, tmp_path, extra_sql=SLOW,
+                           settings="  pool_max_size: 1\n  pool_min_size: 1\n"
+                                    "  pool_timeout_s: 0.5\n  statement_timeout_ms: 5000")
+    async for client in client_for(project):
+        token = demo.token("alice")
+        slow = anyio.create_task_group()
+        async with slow:
+            slow.start_soon(call, client, token, "slow_lookup", {"seconds": 1.5})
+            await anyio.sleep(0.2)
+            started = anyio.current_time()
+            # the only connection is busy: identity cannot be checked in time either
+            waiting = await call(client, token, "get_customer_by_id", {"customer_id": 42})
+            waited = anyio.current_time() - started
+        assert waiting.status_code == 503
+        assert waiting.json()["error"]["code"] == "unavailable"
+        assert 0.4 <= waited < 1.4
+        after = await call(client, token, "get_customer_by_id", {"customer_id": 42})
+        assert after.status_code == 200
+
+
+MINI_SQL = """\
+-- name: get_customer_by_id
+-- param customer_id: int
+SELECT id, email FROM customers WHERE id = :customer_id;
+"""
+
+
+async def test_postgresql_restarted_calls_fail_cleanly_and_recover(tmp_path: Path) -> None:
+    import asyncio
+
+    from querygate.identity import add_user, issue_token
+
+    pg = tmp_path / "pg"
+    server = start_embedded(pg)
+    try:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute("CREATE TABLE customers (id bigint PRIMARY KEY, email text)")
+            conn.execute("INSERT INTO customers VALUES (42, 'a@example.com')")
+        setup_database(server)
+        gateway_url = url_for(server, user=DEFAULT_GATEWAY_ROLE)
+        (tmp_path / "queries").mkdir()
+        (tmp_path / "queries" / "q.sql").write_text(MINI_SQL)
+        (tmp_path / "querygate.yaml").write_text(
+            f"database:\n  url: '{gateway_url}'\nsecret_key: restart-test-secret-key\n"
+            "settings:\n  pool_timeout_s: 1\n  audit_timeout_ms: 1000\n"
+            "classification:\n  public.customers:\n    subject: customer\n"
+            "    columns: {email: [pii.contact]}\n"
+            "roles:\n  support:\n    functions: ['*']\n    fields: {pii.contact: allow}\n")
+        async with await psycopg.AsyncConnection.connect(gateway_url, autocommit=True) as conn:
+            await add_user(conn, "a@example.com", ["support"])
+            token, _ = await issue_token(conn, "a@example.com")
+        async for client in client_for(tmp_path):
+            assert (await call(client, token, "get_customer_by_id",
+                               {"customer_id": 42})).status_code == 200
+            stop_embedded(pg)
+            down = await call(client, token, "get_customer_by_id", {"customer_id": 42})
+            assert down.status_code == 503 and "rows" not in down.json()
+            await asyncio.to_thread(start_embedded, pg)
+            statuses = []
+            for _ in range(60):
+                response = await call(client, token, "get_customer_by_id", {"customer_id": 42})
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    break
+                await anyio.sleep(0.5)
+            assert statuses[-1] == 200
+            assert set(statuses) <= {200, 503}
+    finally:
+        stop_embedded(pg)
