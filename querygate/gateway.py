@@ -213,7 +213,8 @@ class Gateway:
             chunks = execute.stream(self.query_pool, context.function.function.exec_sql,
                                     dict(context.values),
                                     max_rows=self.project.settings.max_export_rows,
-                                    timeout_s=self.project.settings.pool_timeout_s)
+                                    timeout_s=self.project.settings.pool_timeout_s,
+                                    label=identity.query_label(context.identity))
             outcome = await self._run(event, context, chunks, spool)
         except BaseException:
             spool.close()
@@ -246,8 +247,8 @@ class Gateway:
         who = await self.authenticate(token)
         event = _EventDraft(who, function, client_addr)
         try:
-            analysed, plan_, values, why = self._admit(who, function, params, reason)
-            event.reason = why
+            who, analysed, plan_, values, why = self._admit(who, function, params, reason)
+            event.who, event.reason = who, why
             event.parameters = self._audit_params(analysed, values)
         except QuerygateError as exc:
             await self._record_failure(event, exc)
@@ -258,7 +259,8 @@ class Gateway:
                          prepare: bool | None = None) -> AsyncIterator[execute.Result]:
         yield await execute.run(self.query_pool, context.function.function.exec_sql,
                                 dict(context.values), max_rows=self.project.settings.max_rows,
-                                timeout_s=self.project.settings.pool_timeout_s, prepare=prepare)
+                                timeout_s=self.project.settings.pool_timeout_s, prepare=prepare,
+                                label=identity.query_label(context.identity))
 
     async def _run(self, event: _EventDraft, context: CallContext,
                    chunks: AsyncIterator[execute.Result], sink: _Sink,
@@ -309,14 +311,17 @@ class Gateway:
                                 "nothing was returned; run `querygate check`")
 
     def _admit(self, who: Identity, function: str, params: object, reason: object) -> tuple[
-            AnalysedFunction, Plan, dict[str, object], str | None]:
+            Identity, AnalysedFunction, Plan, dict[str, object], str | None]:
+        """Policy on everything the caller holds, then on the grants that cover this call."""
         analysed = self.functions.get(function)
         if analysed is None:
             raise NotFound(f"no function named {function[:80]!r}; GET /v1/functions lists yours")
+        self.plan_for(function, who.roles).ensure_allowed()
+        values = analysed.function.bind(params, max_chars=self.project.settings.max_param_chars)
+        who = who.for_call(function, values)
         plan_ = self.plan_for(function, who.roles)
         plan_.ensure_allowed()
-        values = analysed.function.bind(params, max_chars=self.project.settings.max_param_chars)
-        return analysed, plan_, values, _reason(reason)
+        return who, analysed, plan_, values, _reason(reason)
 
     def _audit_params(self, analysed: AnalysedFunction,
                       values: dict[str, object]) -> dict[str, object]:

@@ -10,6 +10,7 @@ import click
 import httpx
 import orjson
 
+from querygate import identity
 from querygate.cli._common import command_help, fail
 
 
@@ -41,9 +42,10 @@ def _table(body: dict[str, object]) -> str:
 def _send(url: str, path: str, body: Mapping[str, object], token: str | None,
           as_json: bool) -> None:
     """POST to the gateway as the caller; print the rows as a table (or the raw JSON)."""
-    token = token or os.environ.get("QUERYGATE_TOKEN")
+    token = token or os.environ.get("QUERYGATE_TOKEN") or identity.cached_token()
     if not token:
-        fail("no token: pass --token or set QUERYGATE_TOKEN (`querygate tokens issue EMAIL`)")
+        fail("no token: pass --token, set QUERYGATE_TOKEN (`querygate tokens issue EMAIL`), "
+             "or sign in with `querygate login`")
     try:
         response = httpx.post(f"{url.rstrip('/')}{path}", json=body,
                               headers={"Authorization": f"Bearer {token}"}, timeout=60)

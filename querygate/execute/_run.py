@@ -41,16 +41,27 @@ def upstream_error(exc: psycopg.Error) -> QuerygateError:
                          sqlstate=state or None)
 
 
+_LABEL = "SELECT set_config('application_name', %s, false)"
+
+
 async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object],
-              *, max_rows: int, timeout_s: float, prepare: bool | None = None) -> Result:
+              *, max_rows: int, timeout_s: float, prepare: bool | None = None,
+              label: str | None = None) -> Result:
     """Run a function's SQL; rows past ``max_rows`` are not fetched.
 
     ``prepare=True`` forces the extended protocol, where PostgreSQL itself refuses
-    more than one statement (used for ad-hoc SQL).
+    more than one statement (used for ad-hoc SQL). ``label`` becomes the backend's
+    application_name while it runs, so an offboarding can find and cancel it; it is sent
+    in the same round trip as the query (pipeline mode).
     """
     try:
         async with pool.connection(timeout=timeout_s) as conn, conn.cursor() as cur:
-            await cur.execute(sql, params, prepare=prepare)
+            if label is not None:
+                async with conn.pipeline():
+                    await cur.execute(_LABEL, (label,))
+                    await cur.execute(sql, params, prepare=prepare)
+            else:
+                await cur.execute(sql, params, prepare=prepare)
             rows = await cur.fetchmany(max_rows + 1)
             columns = [c.name for c in cur.description or ()]
             res = cur.pgresult
@@ -64,7 +75,8 @@ async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object
 
 
 async def stream(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object],
-                 *, max_rows: int, timeout_s: float, chunk: int = 5000) -> AsyncIterator[Result]:
+                 *, max_rows: int, timeout_s: float, chunk: int = 5000,
+                 label: str | None = None) -> AsyncIterator[Result]:
     """Run a function's SQL through a server-side cursor, ``chunk`` rows at a time.
 
     Memory stays flat whatever the result's size; the last chunk says whether rows past
@@ -73,6 +85,8 @@ async def stream(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, obj
     try:
         async with pool.connection(timeout=timeout_s) as conn, conn.transaction(), \
                 conn.cursor(name="querygate_stream") as cur:
+            if label is not None:
+                await conn.execute(_LABEL, (label,))
             await cur.execute(sql, params)
             left = max_rows
             while True:

@@ -1,12 +1,57 @@
-"""Identity: who is calling. Users and services, tokens stored as hashes, revocation at once."""
+"""Identity: who is calling. One directory, revoked in one place.
 
+People and services with roles and tokens (stored as hashes); OIDC sign-in
+(bearer JWTs checked against the issuer's keys and the directory on every
+call); SCIM provisioning; offboarding in one step; just-in-time elevation and
+break-glass grants; agents acting on behalf of a person.
+"""
+
+from querygate.identity._access import (
+    AccessRequest,
+    RequestClosed,
+    Scope,
+    break_glass,
+    cancel,
+    decide,
+    get_request,
+    list_requests,
+    request_access,
+    revoke_grants,
+    scope_from,
+)
 from querygate.identity._authenticator import (
     Authenticator,
+    OidcAuthenticator,
     TokenAuthenticator,
     build_authenticator,
 )
+from querygate.identity._db import writing
+from querygate.identity._events import identity_event, record
+from querygate.identity._guard import AccessScopeGuard
+from querygate.identity._login import TokenSet, browser_login, cached_token, device_login
+from querygate.identity._login import save as save_login
+from querygate.identity._model import Grant, Identity
+from querygate.identity._offboard import (
+    AccessReport,
+    Offboarding,
+    access_report,
+    cancel_queries,
+    offboard,
+    query_label,
+)
+from querygate.identity._oidc import KeySet, OidcVerifier
+from querygate.identity._scim import Changes, ScimDirectory
+from querygate.identity._scim_model import ScimError
+from querygate.identity._settings import (
+    AccessSettings,
+    IdentitySettings,
+    OidcSettings,
+    ScimSettings,
+    identity_settings,
+    oidc_settings,
+    parse_duration,
+)
 from querygate.identity._store import (
-    Identity,
     IdentityError,
     User,
     add_user,
@@ -21,17 +66,57 @@ from querygate.identity._tokens import token_hash
 
 __all__ = [
     "TOKEN_PREFIX",
+    "AccessReport",
+    "AccessRequest",
+    "AccessScopeGuard",
+    "AccessSettings",
     "Authenticator",
+    "Changes",
+    "Grant",
     "Identity",
     "IdentityError",
+    "IdentitySettings",
+    "KeySet",
+    "Offboarding",
+    "OidcAuthenticator",
+    "OidcSettings",
+    "OidcVerifier",
+    "RequestClosed",
+    "ScimDirectory",
+    "ScimError",
+    "ScimSettings",
+    "Scope",
     "TokenAuthenticator",
+    "TokenSet",
     "User",
+    "access_report",
     "add_user",
     "authenticate",
+    "break_glass",
+    "browser_login",
     "build_authenticator",
+    "cached_token",
+    "cancel",
+    "cancel_queries",
+    "decide",
+    "device_login",
+    "get_request",
     "get_user",
+    "identity_event",
+    "identity_settings",
     "issue_token",
+    "list_requests",
     "list_users",
+    "offboard",
+    "oidc_settings",
+    "parse_duration",
+    "query_label",
+    "record",
+    "request_access",
+    "revoke_grants",
     "revoke_user",
+    "save_login",
+    "scope_from",
     "token_hash",
+    "writing",
 ]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
 
 from querygate.errors import NotAuthenticated, QuerygateError
+from querygate.identity._model import Grant, Identity, acting_for, with_grants
 from querygate.identity._tokens import looks_like_token, new_id, new_token, token_hash
 
 
@@ -22,18 +23,6 @@ class User:
     roles: list[str]
     status: str
     created_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who is calling: resolved from a token on every call, never cached."""
-
-    user_id: str
-    email: str
-    kind: str
-    roles: tuple[str, ...]
-    token_id: str
-    context: Mapping[str, str] = field(default_factory=dict)  # recorded in every audit event
 
 
 class IdentityError(QuerygateError):
@@ -77,12 +66,14 @@ async def get_user(conn: psycopg.AsyncConnection[Any], email: str) -> User:
     return user
 
 
-async def revoke_user(conn: psycopg.AsyncConnection[Any], email: str) -> tuple[User, int]:
-    """Offboard a person: status offboarded and every token revoked, in one transaction."""
+async def revoke_user(conn: psycopg.AsyncConnection[Any], email: str,
+                      *, status: str = "offboarded", by: str | None = None) -> tuple[User, int]:
+    """Offboard (or suspend) a person: status changed, sign-in sessions ended, every token revoked."""
     user = await get_user(conn, email)
     await conn.execute(
-        "UPDATE querygate.users SET status = 'offboarded', updated_at = now() WHERE id = %s",
-        (user.id,),
+        "UPDATE querygate.users SET status = %s, updated_at = now(), sessions_valid_after = now(), "
+        "status_changed_by = %s, status_changed_at = now() WHERE id = %s",
+        (status, by, user.id),
     )
     cur = await conn.execute(
         "UPDATE querygate.tokens SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL",
@@ -92,23 +83,47 @@ async def revoke_user(conn: psycopg.AsyncConnection[Any], email: str) -> tuple[U
 
 
 async def issue_token(conn: psycopg.AsyncConnection[Any], email: str,
-                      *, ttl: dt.timedelta | None = None) -> tuple[str, str]:
-    """A new token for an active user: (token, token id). Only its hash is stored."""
+                      *, ttl: dt.timedelta | None = None,
+                      on_behalf_of: str | None = None) -> tuple[str, str]:
+    """A new token for an active user: (token, token id). Only its hash is stored.
+
+    ``on_behalf_of`` (a person's email) makes it an agent's token: a service acting for
+    that person, never with more than their roles, named in every audit event.
+    """
     user = await get_user(conn, email)
     if user.status != "active":
         raise IdentityError(f"{email} is {user.status}; tokens are issued to active users only")
+    person_id = None
+    if on_behalf_of is not None:
+        person = await get_user(conn, on_behalf_of)
+        if user.kind != "service" or person.kind != "person" or person.status != "active":
+            raise IdentityError("--on-behalf-of needs a service (the agent) acting for an active "
+                                "person; add the agent with `querygate users add --service`")
+        person_id = person.id
     token, token_id = new_token(), new_id("tok")
     expires = dt.datetime.now(dt.UTC) + ttl if ttl else None
     await conn.execute(
-        "INSERT INTO querygate.tokens (id, user_id, token_hash, expires_at) VALUES (%s, %s, %s, %s)",
-        (token_id, user.id, token_hash(token), expires),
+        "INSERT INTO querygate.tokens (id, user_id, token_hash, expires_at, on_behalf_of) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        (token_id, user.id, token_hash(token), expires, person_id),
     )
     return token, token_id
 
 
-_AUTHENTICATE = """
-SELECT u.id, u.email, u.kind, u.roles, t.id
+GRANTS_SQL = """
+coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'id', a.id, 'role', a.role, 'expires_at', a.expires_at, 'break_glass', a.break_glass,
+        'functions', a.functions, 'params', a.params) ORDER BY a.id)
+    FROM querygate.access_requests a
+    WHERE a.user_id = u.id AND a.status = 'approved' AND u.kind = 'person'
+      AND a.starts_at <= now() AND a.expires_at > now()), '[]'::jsonb)
+"""
+
+_AUTHENTICATE = f"""
+SELECT u.id, u.email, u.kind, u.roles, t.id, {GRANTS_SQL},
+       p.id, p.email, p.roles, p.status
 FROM querygate.tokens t JOIN querygate.users u ON u.id = t.user_id
+LEFT JOIN querygate.users p ON p.id = t.on_behalf_of
 WHERE t.token_hash = %s AND t.revoked_at IS NULL
   AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.status = 'active'
 """
@@ -122,4 +137,9 @@ async def authenticate(conn: psycopg.AsyncConnection[Any], token: str | None) ->
     row = await cur.fetchone()
     if row is None:
         raise NotAuthenticated("unknown, expired or revoked token")
-    return Identity(row[0], row[1], row[2], tuple(row[3]), row[4])
+    who = Identity(row[0], row[1], row[2], tuple(row[3]), row[4])
+    if row[6] is not None:
+        if row[9] != "active":
+            raise NotAuthenticated("the person this agent acts for is no longer active")
+        return acting_for(who, row[6], row[7], tuple(row[8]))
+    return with_grants(who, who.roles, tuple(Grant.from_row(g) for g in row[5]))
