@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,17 @@ def upstream_error(exc: psycopg.Error) -> QuerygateError:
                          sqlstate=state or None)
 
 
-_LABEL = "SELECT set_config('application_name', %s, false)"
+_SAFE_LABEL = re.compile(r"[A-Za-z0-9_:/.-]{1,120}")
+
+
+def labelled(sql: str, label: str | None) -> str:
+    """The SQL with a leading comment naming the caller, as pg_stat_activity shows it, so an
+    offboarding can find and cancel the person's running queries. Costs no round trip."""
+    if label is None:
+        return sql
+    if not _SAFE_LABEL.fullmatch(label):
+        raise ValueError(f"unsafe query label {label!r}")
+    return f"/* {label} */ {sql}"
 
 
 async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object],
@@ -50,18 +61,13 @@ async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object
     """Run a function's SQL; rows past ``max_rows`` are not fetched.
 
     ``prepare=True`` forces the extended protocol, where PostgreSQL itself refuses
-    more than one statement (used for ad-hoc SQL). ``label`` becomes the backend's
-    application_name while it runs, so an offboarding can find and cancel it; it is sent
-    in the same round trip as the query (pipeline mode).
+    more than one statement (used for ad-hoc SQL). ``label`` names the caller (see
+    ``labelled``).
     """
+    sql = labelled(sql, label)
     try:
         async with pool.connection(timeout=timeout_s) as conn, conn.cursor() as cur:
-            if label is not None:
-                async with conn.pipeline():
-                    await cur.execute(_LABEL, (label,))
-                    await cur.execute(sql, params, prepare=prepare)
-            else:
-                await cur.execute(sql, params, prepare=prepare)
+            await cur.execute(sql, params, prepare=prepare)
             rows = await cur.fetchmany(max_rows + 1)
             columns = [c.name for c in cur.description or ()]
             res = cur.pgresult
@@ -85,9 +91,7 @@ async def stream(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, obj
     try:
         async with pool.connection(timeout=timeout_s) as conn, conn.transaction(), \
                 conn.cursor(name="querygate_stream") as cur:
-            if label is not None:
-                await conn.execute(_LABEL, (label,))
-            await cur.execute(sql, params)
+            await cur.execute(labelled(sql, label), params)
             left = max_rows
             while True:
                 want = min(chunk, left + 1)

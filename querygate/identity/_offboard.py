@@ -1,14 +1,15 @@
 """Offboarding in one step: status, tokens, sessions, grants, running queries, and a report.
 
 Used by ``querygate users offboard`` and by SCIM deactivation alike. Running
-queries are found by their PostgreSQL ``application_name``: the gateway labels
-each call's backend ``querygate:<user id>`` (an agent's: ``querygate:<agent
-id>/<person id>``) for the length of the call, see ``query_label``.
+queries are found in ``pg_stat_activity`` by the comment the gateway puts before
+each call's SQL: ``/* querygate:<user id> */`` (an agent's: ``querygate:<agent
+id>/<person id>``), see ``query_label``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ REPORT_DAYS = 14
 
 
 def query_label(who: Identity) -> str:
-    """The application_name a call's backend carries while it runs (at most 63 bytes)."""
+    """The label a call's SQL carries as a leading comment while it runs."""
     label = f"querygate:{who.user_id}"
     return f"{label}/{who.on_behalf_of}" if who.on_behalf_of else label
 
@@ -50,11 +51,11 @@ async def offboard(conn: psycopg.AsyncConnection[Any], email: str, *, by: str,
 
 async def cancel_queries(conn: psycopg.AsyncConnection[Any], user_id: str) -> int:
     """Cancel every running call of a person, and of agents acting for them."""
+    pattern = rf"^/\* querygate:([A-Za-z0-9_.-]+/)?{re.escape(user_id)} \*/"
     cur = await conn.execute(
         "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) FROM pg_stat_activity "
         "WHERE pid <> pg_backend_pid() AND datname = current_database() "
-        "AND (application_name = %s OR application_name LIKE %s)",
-        (f"querygate:{user_id}", f"querygate:%/{user_id}"))
+        "AND state = 'active' AND query ~ %s", (pattern,))
     row = await cur.fetchone()
     if not conn.autocommit:
         await conn.commit()

@@ -61,9 +61,9 @@ def _running_query(sso: Sso, label: str, outcome: list[str]) -> threading.Thread
     """A backend labelled as the gateway labels a call of this person, busy for 30 s."""
 
     def work() -> None:
-        with psycopg.connect(sso.demo.gateway_url, application_name=label) as conn:
+        with psycopg.connect(sso.demo.gateway_url) as conn:
             try:
-                conn.execute("SELECT pg_sleep(30)")
+                conn.execute(f"/* {label} */ SELECT pg_sleep(30)".encode())
                 outcome.append("finished")
             except psycopg.errors.QueryCanceled:
                 outcome.append("cancelled")
@@ -73,8 +73,8 @@ def _running_query(sso: Sso, label: str, outcome: list[str]) -> threading.Thread
     with psycopg.connect(sso.demo.admin_url, autocommit=True) as conn:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not conn.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND state = 'active'",
-                (label,)).fetchone():
+                "SELECT 1 FROM pg_stat_activity WHERE starts_with(query, %s) AND state = 'active'",
+                (f"/* {label} */",)).fetchone():
             time.sleep(0.05)  # waiting for another session to start its statement
     return thread
 
