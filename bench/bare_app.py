@@ -2,7 +2,8 @@
 through the same kind of pool and returns JSON, with no identity, policy, masking or audit.
 
 This is how most Python services are written (Starlette on uvicorn with uvloop and httptools),
-and it is what querygate is compared against. Run: python bench/bare_app.py DSN PORT
+and it is what querygate is compared against.
+Run: python bench/bare_app.py DSN PORT [LOOP HTTP]   (default: uvloop httptools)
 """
 
 from __future__ import annotations
@@ -67,5 +68,6 @@ def build(dsn: str) -> Starlette:
 
 
 if __name__ == "__main__":
-    uvicorn.run(build(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop",
-                http="httptools", log_level="warning", access_log=False)
+    loop, http = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else ("uvloop", "httptools")
+    uvicorn.run(build(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), loop=loop,  # type: ignore[arg-type]
+                http=http, log_level="warning", access_log=False)  # type: ignore[arg-type]

@@ -225,6 +225,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--export-rows", type=int, default=100_000)
+    parser.add_argument("--server-choice", action="store_true",
+                        help="Also measure the bare endpoint on uvicorn's plain asyncio + h11, "
+                             "against uvloop + httptools (one-row lookup, concurrency 16).")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -268,6 +271,19 @@ def main() -> None:
                                f"{figures['querygate'].rps / floor.rps:.0%}"
                                if scenario == "lookup" else "-",
                                f"{figures['querygate'].p50_ms - figures['bare'].p50_ms:+.2f}"])
+        if args.server_choice:
+            plain_port = free_port()
+            procs.append(subprocess.Popen([sys.executable, str(HERE / "bare_app.py"),
+                                           gateway_url, str(plain_port), "asyncio", "h11"]))
+            plain = f"http://127.0.0.1:{plain_port}"
+            wait_up(plain + "/")
+            function, body = SCENARIOS["lookup"]
+            for name, base, pid in [("uvloop + httptools", bare, procs[0].pid),
+                                    ("asyncio + h11", plain, procs[-1].pid)]:
+                f = wrk(base, f"/call/{function}", body, token, args.customers, 16,
+                        args.duration, pid, folder)
+                print(f"server choice, bare lookup c16, {name}: {f.rps:.0f} req/s, "
+                      f"p50 {f.p50_ms:.2f} ms, CPU {f.cpu_ms:.2f} ms/call", flush=True)
         exports = [["target", "rows", "rows/s", "peak MB"]]
         for name, base, path, pid in [("bare", bare, "/export/export_orders", procs[0].pid),
                                       ("querygate", qg, "/v1/export/export_orders",
