@@ -22,7 +22,7 @@ from querygate.errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
-    "CallResult": "querygate.gateway",
+    "CallResult": "querygate.results",
     "Gateway": "querygate.gateway",
     "Project": "querygate.project",
     "load_project": "querygate.project",

@@ -17,7 +17,8 @@ from starlette.routing import Route
 from querygate._plugins import modules
 from querygate.api._openapi import openapi
 from querygate.errors import BadParameters, ClientGone, NotAuthenticated, QuerygateError
-from querygate.gateway import CallResult, Gateway
+from querygate.gateway import Gateway
+from querygate.results import CallResult
 
 log = logging.getLogger("querygate.api")
 T = TypeVar("T")
