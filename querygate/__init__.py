@@ -8,6 +8,7 @@ append-only, hash-chained audit event before any data leaves.
 from querygate.errors import (
     AuditUnavailable,
     BadParameters,
+    ClientGone,
     LimitExceeded,
     NotAuthenticated,
     NotFound,
@@ -40,6 +41,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AuditUnavailable",
     "BadParameters",
+    "ClientGone",
     "CallResult",
     "Gateway",
     "LimitExceeded",
