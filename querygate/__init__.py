@@ -41,8 +41,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AuditUnavailable",
     "BadParameters",
-    "ClientGone",
     "CallResult",
+    "ClientGone",
     "Gateway",
     "LimitExceeded",
     "NotAuthenticated",
