@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from querygate import execute, identity
+from querygate import audit, execute, identity
 from querygate.adhoc import ADHOC_FUNCTION, prepare_adhoc
 from querygate.analysis import AnalysedFunction, CatalogAnalysis, analyse_catalog
 from querygate.audit._writer import GroupWriter
@@ -66,7 +66,8 @@ class Gateway:
     def __init__(self, project: Project, analysis: CatalogAnalysis,
                  query_pool: AsyncConnectionPool[Any], audit_pool: AsyncConnectionPool[Any],
                  *, guards: list[Guard] | None = None,
-                 authenticator: identity.Authenticator | None = None) -> None:
+                 authenticator: identity.Authenticator | None = None,
+                 policy_version: str | None = None) -> None:
         self.project = project
         self.functions: Mapping[str, AnalysedFunction] = analysis.functions
         self.schema = analysis.schema
@@ -76,6 +77,7 @@ class Gateway:
         self.audit_pool = audit_pool
         self.guards = guards or []
         self.authenticator = authenticator or identity.TokenAuthenticator()
+        self.policy_version = policy_version  # recorded in querygate.policy_versions at start
         self.writer = GroupWriter(audit_pool, timeout_s=project.settings.audit_timeout_ms / 1000)
         self._mask_key = _derive(project.secret_key, "mask.hash")
         self._param_key = _derive(project.secret_key, "audit.parameter")
@@ -94,6 +96,8 @@ class Gateway:
                 analysis = await analyse_catalog(conn, project.catalog, project.classification,
                                                  project.root)
             _refuse_broken(project, analysis)
+            async with audits.connection() as conn:
+                version = await audit.record_policy_version(conn, project)
         except BaseException:
             await queries.close()
             await audits.close()
@@ -102,7 +106,7 @@ class Gateway:
         for guard in guards:
             await guard.open()
         gateway = cls(project, analysis, queries, audits, guards=guards,
-                      authenticator=identity.build_authenticator(project))
+                      authenticator=identity.build_authenticator(project), policy_version=version)
         gateway.writer.start()
         return gateway
 
@@ -166,7 +170,7 @@ class Gateway:
                   client_addr: str | None = None) -> CallResult:
         """Ad-hoc SQL for roles granted ``adhoc: true``: the same analysis, masks and audit."""
         who = await self.authenticate(token)
-        event = EventDraft(who, ADHOC_FUNCTION, client_addr)
+        event = EventDraft(who, ADHOC_FUNCTION, client_addr, self.policy_version)
         try:
             event.parameters = {"sql": text if isinstance(text, str) else None}
             why = checked_reason(reason)
@@ -185,7 +189,7 @@ class Gateway:
     async def _admitted(self, token: str | None, function: str, params: object, reason: object,
                         client_addr: str | None) -> tuple[CallContext, EventDraft]:
         who = await self.authenticate(token)
-        event = EventDraft(who, function, client_addr)
+        event = EventDraft(who, function, client_addr, self.policy_version)
         try:
             who, analysed, plan_, values, why = self._admit(who, function, params, reason)
             event.who, event.reason = who, why

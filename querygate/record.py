@@ -23,8 +23,10 @@ MAX_REASON_CHARS = 500
 class EventDraft:
     """The audit event of a call in progress."""
 
-    def __init__(self, who: Identity, function: str, client_addr: str | None) -> None:
+    def __init__(self, who: Identity, function: str, client_addr: str | None,
+                 policy_version: str | None = None) -> None:
         self.who, self.function, self.client_addr = who, function, client_addr
+        self.policy_version = policy_version
         self.started = time.monotonic()
         self.occurred_at = dt.datetime.now(dt.UTC)
         self.reason: str | None = None
@@ -41,6 +43,7 @@ class EventDraft:
             client_addr=self.client_addr,
             duration_us=int((time.monotonic() - self.started) * 1_000_000),
             context=dict(self.who.context),
+            policy_version=self.policy_version,
         )
 
 

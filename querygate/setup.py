@@ -2,7 +2,9 @@
 
 Run once with an administrator's URL (``querygate setup --admin-url …``); it is
 idempotent. The schema and every table in it belong to a NOLOGIN owner role;
-the gateway's own role may read and append, never change or remove.
+the gateway's own role may read and append, never change or remove. A NOLOGIN auditor
+role may only read the log and the identity directory: grant it to the people who run
+``querygate audit`` and ``querygate reports`` (``GRANT querygate_auditor TO alice``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 OWNER_ROLE = "querygate_owner"
 DEFAULT_GATEWAY_ROLE = "querygate_gateway"
+AUDITOR_ROLE = "querygate_auditor"
 
 _ROLE_EXISTS = "SELECT rolsuper FROM pg_roles WHERE rolname = %s"
 
@@ -31,7 +34,16 @@ def url_for(url: str, *, dbname: str | None = None, user: str | None = None) -> 
 
 PARTS = ("identity", "audit")
 """Packages with a ``schema.sql`` (run as the owner role) and a ``grants.sql`` (``{gateway}``
-stands for the gateway's role), applied in this order."""
+stands for the gateway's role, ``{auditor}`` for the read-only auditor role), applied in this
+order."""
+
+_AUDITOR_READS = {
+    # What the auditor may read outside its own part's grants.sql, by part: no token hashes.
+    "identity": ("GRANT USAGE ON SCHEMA querygate TO {auditor}",
+                 "GRANT SELECT ON querygate.users TO {auditor}",
+                 "GRANT SELECT (id, user_id, created_at, expires_at, revoked_at) "
+                 "ON querygate.tokens TO {auditor}"),
+}
 
 
 def _sql(package: str, name: str) -> str | None:
@@ -45,11 +57,13 @@ def setup_database(
     gateway_role: str = DEFAULT_GATEWAY_ROLE,
     parts: tuple[str, ...] = PARTS,
     read_schemas: tuple[str, ...] = ("public",),
+    auditor_role: str = AUDITOR_ROLE,
 ) -> list[str]:
     """Create what querygate needs in one database; return what was done, line by line."""
     done: list[str] = []
     with psycopg.connect(admin_url) as conn:
         _ensure_role(conn, OWNER_ROLE, login=False, done=done)
+        _ensure_role(conn, auditor_role, login=False, done=done)
         row = conn.execute(_ROLE_EXISTS, (gateway_role,)).fetchone()
         if row is None:
             _ensure_role(conn, gateway_role, login=True, done=done)
@@ -70,7 +84,7 @@ def setup_database(
             conn.execute(ddl.encode())
             done.append(f"created or updated the {part} tables in schema querygate")
         conn.execute("RESET ROLE")
-        done += _grant(conn, gateway_role, parts, read_schemas)
+        done += _grant(conn, gateway_role, auditor_role, parts, read_schemas)
     return done
 
 
@@ -83,15 +97,17 @@ def _ensure_role(conn: psycopg.Connection[object], role: str, *, login: bool,
     done.append(f"CREATE ROLE {role} {'LOGIN' if login else 'NOLOGIN'}")
 
 
-def _grant(conn: psycopg.Connection[object], role: str, parts: tuple[str, ...],
+def _grant(conn: psycopg.Connection[object], role: str, auditor: str, parts: tuple[str, ...],
            read_schemas: tuple[str, ...]) -> list[str]:
     target = sql.Identifier(role).as_string(conn)
+    names = {"gateway": target, "auditor": sql.Identifier(auditor).as_string(conn)}
     statements = [f"GRANT USAGE ON SCHEMA querygate TO {target}"]
     for part in parts:
         grants = _sql(part, "grants.sql") or ""
         lines = [line for line in grants.splitlines() if line.strip() and not line.startswith("--")]
-        statements += [s.strip().format(gateway=target) for s in " ".join(lines).split(";")
+        statements += [s.strip().format(**names) for s in " ".join(lines).split(";")
                        if s.strip()]
+        statements += [s.format(**names) for s in _AUDITOR_READS.get(part, ())]
     for schema in read_schemas:
         ident = sql.Identifier(schema).as_string(conn)
         statements += [f"GRANT USAGE ON SCHEMA {ident} TO {target}",

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2  # 2: policy_version joined the hashed content
 GENESIS = bytes(32)
 
 
@@ -39,6 +39,7 @@ class AuditEvent:
     client_addr: str | None = None
     duration_us: int = 0
     context: Mapping[str, str] = field(default_factory=dict)  # on_behalf_of, access request, …
+    policy_version: str | None = None  # the catalog and policy that decided (audit.policy_version)
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     def content(self) -> dict[str, Any]:
@@ -61,6 +62,7 @@ class AuditEvent:
             "client_addr": self.client_addr,
             "duration_us": self.duration_us,
             "context": dict(self.context),
+            "policy_version": self.policy_version,
         }
 
     def content_hash(self) -> bytes:

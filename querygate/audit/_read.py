@@ -1,17 +1,18 @@
-"""Reading the log back: rows to events, events to the JSONL export form."""
+"""Reading the log back: rows to events, events to the JSONL export form, and back again."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from querygate.audit._event import AuditEvent
+from querygate.audit._event import AuditEvent, timestamp
 
 COLUMNS = (
     "seq, event_id, occurred_at, actor_id, actor_email, actor_roles, function_name, parameters, "
     "decision, reason, error_code, rows_returned, fields, subjects, client_addr, duration_us, "
-    "context, content_hash, prev_hash, hash"
+    "context, policy_version, content_hash, prev_hash, hash"
 )
 
 
@@ -39,13 +40,16 @@ class StoredEvent:
             client_addr=row[14],
             duration_us=row[15],
             context=row[16],
+            policy_version=row[17],
         )
-        self.content_hash: bytes = bytes(row[17])
-        self.prev_hash: bytes = bytes(row[18])
-        self.hash: bytes = bytes(row[19])
+        self.content_hash: bytes = bytes(row[18])
+        self.prev_hash: bytes = bytes(row[19])
+        self.hash: bytes = bytes(row[20])
 
     def export(self) -> dict[str, Any]:
-        """The public JSONL form (PRODUCT.md, "Audit event")."""
+        """The public JSONL form (PRODUCT.md, "Audit event"), plus the exact values that let an
+        exported file be verified on its own: ``occurred_at_us``, ``duration_us``,
+        ``policy_version`` and ``content_hash``."""
         e = self.event
         return {
             "seq": self.seq,
@@ -67,7 +71,29 @@ class StoredEvent:
             "context": dict(e.context),
             "prev_hash": self.prev_hash.hex(),
             "hash": self.hash.hex(),
+            "occurred_at_us": timestamp(e.occurred_at),
+            "duration_us": e.duration_us,
+            "policy_version": e.policy_version,
+            "content_hash": self.content_hash.hex(),
         }
+
+    @classmethod
+    def from_export(cls, line: Mapping[str, Any]) -> StoredEvent:
+        """The event an exported line describes (the exact fields, not the rounded ones)."""
+        return cls((
+            line["seq"], line["event_id"], _parse_exact(line["occurred_at_us"]),
+            line.get("actor_id"), line.get("actor_email"), line.get("actor_roles") or [],
+            line["function_name"], line.get("parameters") or {}, line["decision"],
+            line.get("reason"), line.get("error_code"), line.get("rows_returned", 0),
+            line.get("fields") or {}, line.get("subjects") or [], line.get("client_addr"),
+            line["duration_us"], line.get("context") or {}, line.get("policy_version"),
+            bytes.fromhex(line["content_hash"]), bytes.fromhex(line["prev_hash"]),
+            bytes.fromhex(line["hash"]),
+        ))
+
+
+def _parse_exact(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
 
 def _millis(moment: dt.datetime) -> str:

@@ -1,4 +1,8 @@
-"""Appending to the audit log: one committed, durable event per call, or no data."""
+"""Appending to the audit log: one committed, durable event per call, or no data.
+
+The database assigns each event's place (seq, prev_hash, hash) under the head's row lock, in
+the ``audit_chain`` trigger; whatever the writer sends for those three is overwritten.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ _INSERT = """
 INSERT INTO querygate.audit_events (
     event_id, occurred_at, actor_id, actor_email, actor_roles, function_name, parameters,
     decision, reason, error_code, rows_returned, fields, subjects, client_addr, duration_us,
-    context, content_hash, prev_hash, hash, seq)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '', 0)
+    context, policy_version, content_hash, prev_hash, hash, seq)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '', 0)
 RETURNING seq, hash
 """
 
@@ -39,7 +43,7 @@ def _row(event: AuditEvent) -> tuple[Any, ...]:
         list(event.actor_roles), event.function_name, Jsonb(content["parameters"]),
         event.decision, event.reason, event.error_code, event.rows_returned,
         Jsonb(content["fields"]), Jsonb(content["subjects"]), event.client_addr,
-        event.duration_us, Jsonb(content["context"]), event.content_hash(),
+        event.duration_us, Jsonb(content["context"]), event.policy_version, event.content_hash(),
     )
 
 

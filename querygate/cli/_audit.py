@@ -1,4 +1,4 @@
-"""``audit``: answers from the log, its export, and its verification."""
+"""``audit``: answers from the log, its export, its verification and its signed checkpoints."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import orjson
 import psycopg
 
 from querygate import audit
-from querygate.audit import StoredEvent
+from querygate.audit import CheckpointConfig, StoredEvent, Verification
+from querygate.audit._archive import merged, verify_export
 from querygate.cli._common import (
     command_help,
     fail,
@@ -20,6 +21,8 @@ from querygate.cli._common import (
     project_option,
     with_connection,
 )
+from querygate.errors import QuerygateError
+from querygate.project import Project, resolve_secret
 
 _json = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 _from = click.option("--from", "since", help="From this date or timestamp (inclusive).")
@@ -32,9 +35,29 @@ _limit = click.option("--limit", default=100, show_default=True, help="Most even
 def audit_group() -> None: ...
 
 
+def reader_url(project: Project) -> str:
+    """Where ``audit`` and ``reports`` read: ``audit.reader_url`` (a login role holding
+    querygate_auditor), else the audit store, else the database."""
+    reader = resolve_secret(project.section("audit").get("reader_url"), what="audit.reader_url",
+                            path=str(project.root / "querygate.yaml"), line=None)
+    return reader or project.audit_url or project.database_url
+
+
 def _store_url(project_dir: Path) -> str:
     project = load(project_dir)
-    return project.audit_url or project.database_url
+    try:
+        return reader_url(project)
+    except QuerygateError as exc:
+        fail(exc.message)
+        raise
+
+
+def checkpoint_config(project: Project) -> CheckpointConfig:
+    try:
+        return CheckpointConfig.from_project(project)
+    except QuerygateError as exc:
+        fail(exc.message)
+        raise
 
 
 def _fields(event: StoredEvent) -> str:
@@ -56,13 +79,13 @@ def _print(events: list[StoredEvent], as_json: bool) -> None:
     if not events:
         click.echo("no events match")
         return
-    click.echo(f"{'seq':>6}  {'when (UTC)':<19}  {'who':<24} {'function':<26} {'decision':<8} "
+    click.echo(f"{'seq':>8}  {'when (UTC)':<19}  {'who':<24} {'function':<26} {'decision':<8} "
                f"{'rows':>5}  reason / fields")
     for e in events:
         ev = e.event
         when = ev.occurred_at.strftime("%Y-%m-%d %H:%M:%S")
         outcome = ev.decision if not ev.error_code else f"{ev.decision}:{ev.error_code}"
-        click.echo(f"{e.seq:>6}  {when:<19}  {(ev.actor_email or '-'):<24} "
+        click.echo(f"{e.seq:>8}  {when:<19}  {(ev.actor_email or '-'):<24} "
                    f"{ev.function_name:<26} {outcome:<8} {ev.rows_returned:>5}  "
                    f"{ev.reason or '-'} | {_fields(e)}")
 
@@ -114,31 +137,112 @@ def subject(subject: str, since: str | None, until: str | None, limit: int, as_j
     _print(with_connection(_store_url(project_dir), work), as_json)
 
 
-@audit_group.command("verify", help=command_help(
-    "Recompute the hash chain; exit 1 and name the first bad event if the log was altered.",
-    "querygate audit verify"))
-@project_option
-def verify(project_dir: Path) -> None:
-    result = with_connection(_store_url(project_dir), audit.verify)
+def _report(result: Verification, what: str) -> None:
     if result.ok:
-        click.echo(f"ok: {result.checked} events verified; head seq {result.head_seq} "
+        after = (f" after the checkpoint at seq {result.start_seq}" if what == "events"
+                 else f" (the file starts after seq {result.start_seq})")
+        since = after if result.start_seq else ""
+        click.echo(f"ok: {result.checked} {what} verified{since}; head seq {result.head_seq} "
                    f"hash {result.head_hash}")
+        click.echo(f"checkpoints: {result.checkpoints} signed checkpoint(s) matched")
         return
-    click.echo(f"FAILED at event seq {result.first_bad_seq}: {result.problem}")
+    if result.first_bad_seq is None:
+        click.echo(f"FAILED: {result.problem}")
+    else:
+        click.echo(f"FAILED at event seq {result.first_bad_seq}: {result.problem}")
     click.echo(f"{result.checked} events verified before it; last good seq {result.head_seq}")
     sys.exit(1)
 
 
+@audit_group.command("verify", help=command_help(
+    "Check every signed checkpoint, then recompute the hash chain against them; exit 1 and name "
+    "the first bad event if the log was altered, truncated or restored. With --export, verify "
+    "exported JSONL files instead of the database.",
+    "querygate audit verify"))
+@click.option("--from-checkpoint", is_flag=True,
+              help="Walk only the events after the newest checkpoint the log still matches.")
+@click.option("--export", "files", multiple=True, type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="A JSONL export file to verify (repeat for several months).")
+@project_option
+def verify(from_checkpoint: bool, files: tuple[Path, ...], project_dir: Path) -> None:
+    project = load(project_dir)
+    config = checkpoint_config(project)
+    if files:
+        public = config.verify_key()
+        signed = [c for c in audit.read_folder(config.folder)
+                  if public is not None and audit.signature_ok(c, public)]
+        try:
+            result = verify_export(merged(list(files)), signed)
+        except ValueError as exc:
+            fail(str(exc))
+            raise
+        _report(result, "exported events")
+        return
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> Verification:
+        return await audit.verify_log(conn, config, from_checkpoint=from_checkpoint)
+
+    _report(with_connection(_store_url(project_dir), work), "events")
+
+
+@audit_group.command("checkpoint", help=command_help(
+    "Sign the log's current head (size and hash) with the checkpoint key and write it to the "
+    "checkpoint folder, outside the database.",
+    "querygate audit checkpoint"))
+@project_option
+def checkpoint(project_dir: Path) -> None:
+    project = load(project_dir)
+    config = checkpoint_config(project)
+    try:
+        key = config.signing_key()
+    except QuerygateError as exc:
+        fail(exc.message)
+        raise
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> audit.Checkpoint:
+        return await audit.write_checkpoint(conn, key, config.folder)
+
+    written = with_connection(_store_url(project_dir), work)
+    click.echo(f"checkpoint: {written.size} events, head {written.head_hash}, "
+               f"signed by key {written.key_id}")
+    click.echo(f"written to {written.path}")
+
+
+@audit_group.command("keygen", help=command_help(
+    "Create the Ed25519 key that signs checkpoints (never overwrites one) and print its public "
+    "key for checkpoints.public_key.",
+    "querygate audit keygen --out /etc/querygate/checkpoint.pem"))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the private key (mode 0600). Keep it off the database host.")
+def keygen(out: Path) -> None:
+    try:
+        public = audit.generate_key(out)
+    except QuerygateError as exc:
+        fail(exc.message)
+        raise
+    click.echo(f"wrote the private key to {out}")
+    click.echo("add to querygate.yaml:")
+    click.echo("checkpoints:")
+    click.echo(f"  private_key: {out}")
+    click.echo(f"  public_key: {audit.public_key_text(public)}")
+
+
 @audit_group.command("export", help=command_help(
-    "Every event, in sequence order, as JSONL (the backtest input).",
-    "querygate audit export > events.jsonl"))
+    "Events in sequence order as JSONL (the backtest input), all of them or one period's. "
+    "Exported files verify on their own with `audit verify --export`.",
+    "querygate audit export --from 2026-03-01 --to 2026-04-01 > 2026-03.jsonl"))
 @click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl",
               show_default=True)
+@_from
+@_to
 @project_option
-def export(fmt: str, project_dir: Path) -> None:
+def export(fmt: str, since: str | None, until: str | None, project_dir: Path) -> None:
+    start = parse_moment(since, option="--from")
+    end = parse_moment(until, option="--to")
+
     async def work(conn: psycopg.AsyncConnection[Any]) -> int:
         count = 0
-        async for event in audit.export(conn):
+        async for event in audit.export(conn, since=start, until=end):
             sys.stdout.write(orjson.dumps(event).decode() + "\n")
             count += 1
         return count

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 import uvicorn
 
+from querygate import audit
 from querygate.api import create_app
 from querygate.gateway import Gateway
 from querygate.project import Project, load_project
@@ -43,7 +44,14 @@ async def serve_project(project: Project, host: str, port: int, *, banner: list[
         click.echo(f"querygate serving {len(gateway.functions)} functions on http://{host}:{port}")
         for line in banner:
             click.echo(line)
-    await server.serve(sockets=[sock] if sock else None)
+    checkpoints = audit.CheckpointLoop.for_project(project, gateway.audit_pool)
+    if checkpoints is not None:
+        checkpoints.start()
+    try:
+        await server.serve(sockets=[sock] if sock else None)
+    finally:
+        if checkpoints is not None:
+            await checkpoints.stop()
 
 
 def _worker(project_dir: str, host: str, port: int, sock: socket.socket) -> None:
