@@ -30,7 +30,9 @@ def stop_embedded(data_dir: Path) -> None:
     import os
     import subprocess
 
-    from pgserver._commands import pg_ctl
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import pg_ctl
 
     user = "pgserver" if os.geteuid() == 0 else None
     try:
