@@ -1,19 +1,22 @@
 """Appending to the audit log: one committed, durable event per call, or no data.
 
 The database assigns each event's place (seq, prev_hash, hash) under the head's row lock, in
-the ``audit_chain`` trigger; whatever the writer sends for those three is overwritten.
+``querygate.audit_append``: the writer sends only the content and its hash.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from querygate.audit._event import AuditEvent
+from querygate.audit._event import AuditEvent, canonical
 from querygate.errors import AuditUnavailable
 
 
@@ -26,25 +29,51 @@ class Receipt:
     hash: str
 
 
-_INSERT = """
-INSERT INTO querygate.audit_events (
-    event_id, occurred_at, actor_id, actor_email, actor_roles, function_name, parameters,
-    decision, reason, error_code, rows_returned, fields, subjects, client_addr, duration_us,
-    context, policy_version, content_hash, prev_hash, hash, seq)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '', 0)
-RETURNING seq, hash
+_APPEND = """
+SELECT seq, hash FROM querygate.audit_append(
+    %b::uuid[], %b::timestamptz[], %b::text[], %b::text[], %b::jsonb[], %b::text[], %b::jsonb[],
+    %b::text[], %b::text[], %b::text[], %b::integer[], %b::jsonb[], %b::jsonb[], %b::text[],
+    %b::bigint[], %b::jsonb[], %b::text[], %b::bytea[])
 """
 
 
-def _row(event: AuditEvent) -> tuple[Any, ...]:
-    content = event.content()
-    return (
-        event.event_id, event.occurred_at, event.actor_id, event.actor_email,
-        list(event.actor_roles), event.function_name, Jsonb(content["parameters"]),
-        event.decision, event.reason, event.error_code, event.rows_returned,
-        Jsonb(content["fields"]), Jsonb(content["subjects"]), event.client_addr,
-        event.duration_us, Jsonb(content["context"]), event.policy_version, event.content_hash(),
-    )
+def _json(value: object) -> Jsonb:
+    return Jsonb(value, dumps=_dumps)
+
+
+def _dumps(value: object) -> str:
+    """orjson for speed; the standard library for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _columns(events: list[AuditEvent]) -> list[list[Any]]:
+    """The batch as one array per column, in event order; each content encoded once."""
+    columns: list[list[Any]] = [[] for _ in range(18)]
+    for event in events:
+        content = event.content()
+        values = (
+            event.event_id, event.occurred_at, event.actor_id, event.actor_email,
+            _json(content["actor_roles"]), event.function_name, _json(content["parameters"]),
+            event.decision, event.reason, event.error_code, event.rows_returned,
+            _json(content["fields"]), _json(content["subjects"]), event.client_addr,
+            event.duration_us, _json(content["context"]), event.policy_version,
+            hashlib.sha256(canonical(content)).digest(),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
+
+
+async def append_batch(conn: psycopg.AsyncConnection[Any],
+                       events: list[AuditEvent]) -> list[Receipt]:
+    """One statement, one transaction: the events placed in order, each with its receipt."""
+    cur = await conn.execute(_APPEND, _columns(events))  # %b: binary arrays, no escaping
+    rows = await cur.fetchall()
+    return [Receipt(str(e.event_id), int(r[0]), bytes(r[1]).hex())
+            for e, r in zip(events, rows, strict=True)]
 
 
 async def configure_audit_connection(conn: psycopg.AsyncConnection[Any], *, timeout_ms: int) -> None:
@@ -58,12 +87,9 @@ async def append(pool: AsyncConnectionPool[Any], event: AuditEvent, *, timeout_s
     """Write ``event`` and wait for its commit; AuditUnavailable when that cannot be done."""
     try:
         async with pool.connection(timeout=timeout_s) as conn:
-            cur = await conn.execute(_INSERT, _row(event))
-            row = await cur.fetchone()
+            return (await append_batch(conn, [event]))[0]
     except (PoolTimeout, psycopg.Error) as exc:
         raise AuditUnavailable(
             "the audit store could not record this call, so no data was returned "
             f"({type(exc).__name__})"
         ) from exc
-    assert row is not None
-    return Receipt(str(event.event_id), int(row[0]), bytes(row[1]).hex())

@@ -4,7 +4,7 @@ While one batch waits for its commit (the fsync), the next calls' events queue u
 out together as the next batch. Each caller waits for the commit of its own batch before its
 data is released, so failing closed is unchanged: a batch that cannot be written fails every
 call in it with AuditUnavailable. The chain is linked in batch order by the database, under
-the head's row lock, exactly as for single appends.
+the head's row lock (``querygate.audit_append``), exactly as for single appends.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from querygate.audit._event import AuditEvent
-from querygate.audit._store import _INSERT, Receipt, _row
+from querygate.audit._store import Receipt, append_batch
 from querygate.errors import AuditUnavailable
 
 _Pending = tuple[AuditEvent, "asyncio.Future[Receipt]"]
@@ -87,16 +87,6 @@ class GroupWriter:
                 future.set_result(receipt)
 
     async def _write(self, events: list[AuditEvent]) -> list[Receipt]:
-        """One transaction for the whole batch; statements pipelined, one commit."""
-        async with self.pool.connection(timeout=self.timeout_s) as conn, \
-                conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(_INSERT, [_row(e) for e in events], returning=True)
-            rows = []
-            while True:
-                row = await cur.fetchone()
-                assert row is not None
-                rows.append(row)
-                if not cur.nextset():
-                    break
-        return [Receipt(str(e.event_id), int(r[0]), bytes(r[1]).hex())
-                for e, r in zip(events, rows, strict=True)]
+        """The whole batch in one statement: one transaction, one commit."""
+        async with self.pool.connection(timeout=self.timeout_s) as conn:
+            return await append_batch(conn, events)

@@ -1,6 +1,7 @@
 -- The audit log: append-only, hash-chained, partitioned by month. Run as the NOLOGIN owner
--- role; idempotent. The gateway may INSERT events (the trigger assigns seq and the chain link,
--- and writes the subject index) and SELECT; it can never change or remove a row.
+-- role; idempotent. The gateway appends only through querygate.audit_append (which assigns seq
+-- and the chain link and writes the subject index) and may SELECT; it can never insert rows of
+-- its own choosing, change or remove a row.
 
 CREATE TABLE IF NOT EXISTS querygate.audit_head (
     id      integer PRIMARY KEY CHECK (id = 1),
@@ -64,25 +65,96 @@ CREATE TABLE IF NOT EXISTS querygate.policy_versions (
     source         jsonb NOT NULL DEFAULT '{}'
 );
 
--- Assign the sequence number and the chain link under the head's row lock: gapless, one head,
--- and the writer cannot choose either. Then index the event's subjects.
-CREATE OR REPLACE FUNCTION querygate.audit_chain() RETURNS trigger
+-- Appending: querygate.audit_append is the only way the gateway writes (it holds EXECUTE on it,
+-- no INSERT on any audit table). Under the head's row lock it gives each event of a batch its
+-- sequence number and chain link, inserts the events and their subject index rows set-wise,
+-- and moves the head once: gapless, one head, and the writer chooses neither.
+CREATE OR REPLACE FUNCTION querygate.audit_append(
+    p_event_id uuid[], p_occurred_at timestamptz[], p_actor_id text[], p_actor_email text[],
+    p_actor_roles jsonb[], p_function_name text[], p_parameters jsonb[], p_decision text[],
+    p_reason text[], p_error_code text[], p_rows_returned integer[], p_fields jsonb[],
+    p_subjects jsonb[], p_client_addr text[], p_duration_us bigint[], p_context jsonb[],
+    p_policy_version text[], p_content_hash bytea[])
+RETURNS TABLE (seq bigint, hash bytea)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_event_id), 0);
+    head_seq bigint;
+    head_hash bytea;
+    seqs bigint[] := '{}';
+    prevs bytea[] := '{}';
+    hashes bytea[] := '{}';
+BEGIN
+    IF n = 0 OR n > 10000 THEN
+        RAISE EXCEPTION 'querygate audit: a batch holds 1 to 10000 events';
+    END IF;
+    SELECT h.seq, h.hash INTO head_seq, head_hash
+    FROM querygate.audit_head h WHERE h.id = 1 FOR UPDATE;
+    FOR i IN 1 .. n LOOP
+        IF p_content_hash[i] IS NULL OR length(p_content_hash[i]) <> 32 THEN
+            RAISE EXCEPTION 'querygate audit: content_hash must be 32 bytes';
+        END IF;
+        prevs[i] := head_hash;
+        head_seq := head_seq + 1;
+        head_hash := sha256(head_hash || int8send(head_seq) || p_content_hash[i]);
+        seqs[i] := head_seq;
+        hashes[i] := head_hash;
+    END LOOP;
+    INSERT INTO querygate.audit_events (
+        seq, event_id, occurred_at, actor_id, actor_email, actor_roles, function_name,
+        parameters, decision, reason, error_code, rows_returned, fields, subjects, client_addr,
+        duration_us, context, policy_version, content_hash, prev_hash, hash)
+    SELECT seqs[i], p_event_id[i], p_occurred_at[i], p_actor_id[i], p_actor_email[i],
+           ARRAY(SELECT jsonb_array_elements_text(p_actor_roles[i])), p_function_name[i],
+           p_parameters[i], p_decision[i], p_reason[i], p_error_code[i], p_rows_returned[i],
+           p_fields[i], p_subjects[i], p_client_addr[i], p_duration_us[i], p_context[i],
+           p_policy_version[i], p_content_hash[i], prevs[i], hashes[i]
+    FROM generate_series(1, n) AS i;
+    INSERT INTO querygate.audit_subjects (subject_type, subject_id, occurred_at, seq)
+    SELECT DISTINCT s ->> 'type', s ->> 'id', p_occurred_at[i], seqs[i]
+    FROM generate_series(1, n) AS i, jsonb_array_elements(p_subjects[i]) AS s
+    WHERE s ->> 'type' IS NOT NULL AND s ->> 'id' IS NOT NULL;
+    UPDATE querygate.audit_head SET seq = head_seq, hash = head_hash WHERE id = 1;
+    RETURN QUERY SELECT seqs[i], hashes[i] FROM generate_series(1, n) AS i ORDER BY i;
+END
+$$;
+
+-- Any other INSERT (a superuser's, by hand) is linked row by row; rows placed by
+-- audit_append (which runs as the owner) already are.
+CREATE OR REPLACE FUNCTION querygate.audit_link(content_hash bytea, occurred_at timestamptz,
+                                                subjects jsonb)
+RETURNS TABLE (seq bigint, prev_hash bytea, hash bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     head record;
+    next_hash bytea;
 BEGIN
-    IF NEW.content_hash IS NULL OR length(NEW.content_hash) <> 32 THEN
+    IF content_hash IS NULL OR length(content_hash) <> 32 THEN
         RAISE EXCEPTION 'querygate audit: content_hash must be 32 bytes';
     END IF;
     SELECT h.seq, h.hash INTO head FROM querygate.audit_head h WHERE h.id = 1 FOR UPDATE;
-    NEW.seq := head.seq + 1;
-    NEW.prev_hash := head.hash;
-    NEW.hash := sha256(head.hash || int8send(NEW.seq) || NEW.content_hash);
-    UPDATE querygate.audit_head SET seq = NEW.seq, hash = NEW.hash WHERE id = 1;
+    next_hash := sha256(head.hash || int8send(head.seq + 1) || content_hash);
+    UPDATE querygate.audit_head SET seq = head.seq + 1, hash = next_hash WHERE id = 1;
     INSERT INTO querygate.audit_subjects (subject_type, subject_id, occurred_at, seq)
-    SELECT DISTINCT s ->> 'type', s ->> 'id', NEW.occurred_at, NEW.seq
-    FROM jsonb_array_elements(NEW.subjects) AS s
+    SELECT DISTINCT s ->> 'type', s ->> 'id', audit_link.occurred_at, head.seq + 1
+    FROM jsonb_array_elements(subjects) AS s
     WHERE s ->> 'type' IS NOT NULL AND s ->> 'id' IS NOT NULL;
+    RETURN QUERY SELECT head.seq + 1, head.hash, next_hash;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION querygate.audit_chain() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    link record;
+BEGIN
+    IF current_user = 'querygate_owner' THEN  -- placed and linked by audit_append
+        RETURN NEW;
+    END IF;
+    SELECT * INTO link FROM querygate.audit_link(NEW.content_hash, NEW.occurred_at, NEW.subjects);
+    NEW.seq := link.seq;
+    NEW.prev_hash := link.prev_hash;
+    NEW.hash := link.hash;
     RETURN NEW;
 END
 $$;

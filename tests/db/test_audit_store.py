@@ -113,13 +113,20 @@ async def test_triggers_hold_against_a_superuser_in_replica_mode(store: Store,
 
 async def test_the_writer_cannot_choose_its_place_in_the_chain(store: Store) -> None:
     await append_many(store, 1)
-    with psycopg.connect(store.gateway_url, autocommit=True) as conn:
+    with psycopg.connect(store.gateway_url, autocommit=True) as conn, \
+            pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(
+            "INSERT INTO querygate.audit_events (seq, event_id, occurred_at, function_name, "
+            "parameters, decision, fields, subjects, duration_us, content_hash, prev_hash, hash) "
+            "VALUES (999, gen_random_uuid(), now(), 'f', '{}', 'allowed', '{}', '[]', 0, "
+            "sha256('x'), '\\x00', '\\x00')")
+    with psycopg.connect(store.admin_url, autocommit=True) as conn:  # by hand, as a superuser
         row = conn.execute(
             "INSERT INTO querygate.audit_events (seq, event_id, occurred_at, function_name, "
             "parameters, decision, fields, subjects, duration_us, content_hash, prev_hash, hash) "
             "VALUES (999, gen_random_uuid(), now(), 'f', '{}', 'allowed', '{}', '[]', 0, "
             "sha256('x'), '\\x00', '\\x00') RETURNING seq").fetchone()
-    assert row == (2,)
+    assert row == (2,)  # linked by the trigger, whatever was sent
     result = await verify(store.gateway_url)
     assert not result.ok and result.first_bad_seq == 2 and "edited" in (result.problem or "")
 
@@ -148,7 +155,7 @@ async def test_audit_store_down_means_audit_unavailable(store: Store) -> None:
     pool = await open_pool(store.gateway_url)
     try:
         with psycopg.connect(store.admin_url, autocommit=True) as conn:
-            conn.execute("REVOKE INSERT ON querygate.audit_events FROM querygate_gateway")
+            conn.execute("REVOKE EXECUTE ON FUNCTION querygate.audit_append FROM querygate_gateway")
         with pytest.raises(AuditUnavailable) as caught:
             await audit.append(pool, event(1), timeout_s=5)
         assert caught.value.status == 503

@@ -52,7 +52,7 @@ async def test_a_failing_batch_fails_every_call_in_it(store: Store) -> None:
     try:
         await writer.append(event(0))
         with psycopg.connect(store.admin_url, autocommit=True) as conn:
-            conn.execute("REVOKE INSERT ON querygate.audit_events FROM querygate_gateway")
+            conn.execute("REVOKE EXECUTE ON FUNCTION querygate.audit_append FROM querygate_gateway")
         results = await asyncio.gather(*(writer.append(event(n)) for n in range(20)),
                                        return_exceptions=True)
         assert all(isinstance(r, AuditUnavailable) for r in results)

@@ -82,7 +82,7 @@ async def test_audit_store_stopped_means_503_and_no_rows(demo: Demo, tmp_path: P
 
 async def test_audit_insert_refused_means_503(demo: Demo, client: httpx.AsyncClient) -> None:
     with psycopg.connect(demo.admin_url, autocommit=True) as conn:
-        conn.execute("REVOKE INSERT ON querygate.audit_events FROM querygate_gateway")
+        conn.execute("REVOKE EXECUTE ON FUNCTION querygate.audit_append FROM querygate_gateway")
     try:
         response = await call(client, demo.token("alice"), "get_customer_by_id",
                               {"customer_id": 42})
@@ -90,7 +90,7 @@ async def test_audit_insert_refused_means_503(demo: Demo, client: httpx.AsyncCli
         assert "rows" not in response.json()
     finally:
         with psycopg.connect(demo.admin_url, autocommit=True) as conn:
-            conn.execute("GRANT INSERT ON querygate.audit_events TO querygate_gateway")
+            conn.execute("GRANT EXECUTE ON FUNCTION querygate.audit_append TO querygate_gateway")
 
 
 async def test_audit_store_slow_past_its_timeout_means_503(demo: Demo, tmp_path: Path) -> None:
