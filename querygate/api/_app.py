@@ -34,25 +34,28 @@ def json_response(body: object, status: int = 200) -> Response:
 
 
 async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; if the client disconnects first, cancel it (psycopg then cancels the
-    query in the server) and answer nobody."""
-    task = asyncio.ensure_future(work)
+    """Run ``work`` in this task; if the client disconnects first, cancel it (psycopg then
+    cancels the query in the server) and answer nobody."""
+    handler = asyncio.current_task()
+    assert handler is not None
+    gone = False
 
-    async def disconnected() -> None:
+    async def watch() -> None:
+        nonlocal gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        handler.cancel()
 
-    watcher = asyncio.ensure_future(disconnected())
+    watcher = asyncio.create_task(watch())
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            raise ClientGone("the client disconnected; the query was cancelled") from None
+        raise
     finally:
         watcher.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        raise ClientGone("the client disconnected; the query was cancelled")
-    return task.result()
 
 
 async def _lines(header: bytes, rows: IO[bytes]) -> AsyncIterator[bytes]:

@@ -65,3 +65,22 @@ def test_floats_are_refused() -> None:
                        decision="allowed", parameters={"x": 1.5})
     with pytest.raises(TypeError, match="floats"):
         event.content_hash()
+
+
+json_documents = st.dictionaries(st.text(), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20), max_size=6)
+
+
+@given(json_documents)
+def test_the_fast_encoding_is_the_reference_encoding(document: dict[str, object]) -> None:
+    from querygate.audit._event import _reference
+
+    try:
+        reference = _reference(document)
+    except UnicodeEncodeError:  # lone surrogates: neither encoding accepts them
+        with pytest.raises((TypeError, UnicodeEncodeError)):
+            canonical(document)
+        return
+    assert canonical(document) == reference
