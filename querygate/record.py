@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 from querygate import audit
@@ -75,11 +76,11 @@ def as_plain(value: object) -> object:
 def add_subjects(found: dict[tuple[str, str], None], plan_: Plan,
                   rows: list[tuple[Any, ...]]) -> None:
     """Subject ids from the columns that carry them, in order of first appearance."""
-    indexes = [(i, c.spec.subject) for i, c in enumerate(plan_.columns) if c.spec.subject]
-    for row in rows:
-        for i, subject in indexes:
-            if row[i] is not None:
-                found[(str(subject), str(row[i]))] = None
+    for i, column in enumerate(plan_.columns):
+        subject = column.spec.subject
+        if subject:
+            found.update(dict.fromkeys(
+                (subject, str(v)) for v in map(itemgetter(i), rows) if v is not None))
 
 
 def with_parameters(found: dict[tuple[str, str], None], analysed: AnalysedFunction,

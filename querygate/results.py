@@ -11,6 +11,10 @@ import orjson
 from querygate import audit
 
 
+def _line(row: list[object]) -> bytes:
+    return orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
+
+
 class Sink(Protocol):
     def write(self, rows: list[list[object]]) -> None: ...
 
@@ -33,7 +37,7 @@ class Spool:
         self.count = 0
 
     def write(self, rows: list[list[object]]) -> None:
-        self.file.write(b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows))
+        self.file.write(b"".join(map(_line, rows)))
         self.count += len(rows)
 
     def rewound(self) -> IO[bytes]:

@@ -77,18 +77,26 @@ def timestamp(moment: dt.datetime) -> str:
 
 
 def _check(value: object) -> None:
-    if isinstance(value, float):
-        raise TypeError("floats are not allowed in a hashed audit event")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError("object keys must be strings")
-            _check(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check(item)
-    elif value is not None and not isinstance(value, str | int | bool):
-        raise TypeError(f"{type(value).__name__} is not allowed in a hashed audit event")
+    """Only strings, integers, booleans, null, lists and string-keyed objects: no floats."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key, inner in item.items():  # type: ignore[attr-defined]
+                if type(key) is not str:
+                    raise TypeError("object keys must be strings")
+                stack.append(inner)
+        elif kind is list:
+            stack.extend(item)  # type: ignore[arg-type]
+        elif isinstance(item, float):
+            raise TypeError("floats are not allowed in a hashed audit event")
+        elif isinstance(item, str | int) and not isinstance(item, bool | float):
+            continue  # subclasses of str and int encode as their base type
+        else:
+            raise TypeError(f"{kind.__name__} is not allowed in a hashed audit event")
 
 
 def canonical(content: Mapping[str, Any]) -> bytes:

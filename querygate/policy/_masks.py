@@ -12,7 +12,9 @@ FULL = "****"
 
 
 def _text(value: object) -> str:
-    if isinstance(value, dt.datetime | dt.date):
+    if type(value) is str:
+        return value
+    if isinstance(value, dt.date):  # datetimes too
         return value.isoformat()
     return str(value)
 

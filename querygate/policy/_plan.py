@@ -74,11 +74,19 @@ class Plan:
         return [i for i, c in enumerate(self.columns) if c.decision != "omit"]
 
     def apply(self, rows: Sequence[Sequence[object]], key: bytes) -> list[list[object]]:
-        """Mask and omit, row by row, following this plan."""
-        ops = [
-            (i, MASKS.get(c.decision)) for i, c in enumerate(self.columns) if c.decision != "omit"
-        ]
-        return [[row[i] if m is None else m(row[i], key) for i, m in ops] for row in rows]
+        """Mask and omit, column by column (each mask runs over a whole column at once)."""
+        if not rows:
+            return []
+        columns = list(zip(*rows, strict=True))
+        kept: list[Sequence[object]] = []
+        for i, column in enumerate(self.columns):
+            if column.decision == "omit":
+                continue
+            mask = MASKS.get(column.decision)
+            kept.append(columns[i] if mask is None else [mask(v, key) for v in columns[i]])
+        if not kept:
+            return [[] for _ in rows]
+        return [list(row) for row in zip(*kept, strict=True)]
 
 
 def _role_verdict(role: Role, tags: tuple[str, ...]) -> Verdict:
