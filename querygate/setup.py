@@ -32,7 +32,7 @@ def url_for(url: str, *, dbname: str | None = None, user: str | None = None) -> 
     return make_conninfo("", **params)
 
 
-PARTS = ("identity", "audit")
+PARTS = ("identity", "audit", "limits", "detect")
 """Packages with a ``schema.sql`` (run as the owner role) and a ``grants.sql`` (``{gateway}``
 stands for the gateway's role, ``{auditor}`` for the read-only auditor role), applied in this
 order."""

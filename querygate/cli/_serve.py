@@ -12,7 +12,7 @@ from psycopg.conninfo import conninfo_to_dict
 from querygate.cli._common import command_help, fail, load, project_option, run
 from querygate.cli._starter import write_starter
 from querygate.cli._workers import serve_project, serve_workers, use_uvloop
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.setup import DEFAULT_GATEWAY_ROLE, PARTS, setup_database, url_for
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 
@@ -91,14 +91,15 @@ def setup(admin_url: str, gateway_role: str | None, read_schemas: tuple[str, ...
     project = load(project_dir)
     role = gateway_role or str(conninfo_to_dict(project.database_url).get("user")
                                or DEFAULT_GATEWAY_ROLE)
-    parts: tuple[str, ...] = ("identity", "audit") if not project.audit_url else ("identity",)
+    store = ("audit", "limits", "detect")  # the audit store also keeps counters and alerts
+    parts: tuple[str, ...] = PARTS if not project.audit_url else ("identity",)
     try:
         done = setup_database(admin_url, gateway_role=role, parts=parts,
                               read_schemas=read_schemas)
         if project.audit_url:
             audit_db = conninfo_to_dict(project.audit_url).get("dbname")
             done += setup_database(url_for(admin_url, dbname=str(audit_db)) if audit_db
-                                   else admin_url, gateway_role=role, parts=("audit",),
+                                   else admin_url, gateway_role=role, parts=store,
                                    read_schemas=())
     except Exception as exc:  # psycopg errors here are the admin's own, shown as they are
         fail(f"setup failed: {exc}")

@@ -20,6 +20,7 @@ import uvicorn
 
 from querygate import audit
 from querygate.api import create_app
+from querygate.detect import DetectorService
 from querygate.gateway import Gateway
 from querygate.project import Project, load_project
 
@@ -47,11 +48,16 @@ async def serve_project(project: Project, host: str, port: int, *, banner: list[
     checkpoints = audit.CheckpointLoop.for_project(project, gateway.audit_pool)
     if checkpoints is not None:
         checkpoints.start()
+    detector = DetectorService.from_project(project)  # one process runs it (advisory lock)
+    detecting = asyncio.create_task(detector.run()) if detector is not None else None
     try:
         await server.serve(sockets=[sock] if sock else None)
     finally:
         if checkpoints is not None:
             await checkpoints.stop()
+        if detector is not None and detecting is not None:
+            detector.stop()
+            await detecting
 
 
 def _worker(project_dir: str, host: str, port: int, sock: socket.socket) -> None:

@@ -1,0 +1,37 @@
+"""``detect backtest``: the detector over exported events, alerts out as they are raised."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import orjson
+
+from querygate.detect._alert import Alert
+from querygate.detect._config import DetectConfig
+from querygate.detect._detector import Detector
+from querygate.detect._event import EventError, event_from_json
+
+
+def read_events(lines: Iterable[bytes | str]) -> Iterator[tuple[int, object]]:
+    """(line number, parsed JSON) for every non-blank line; EventError names a bad line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise EventError(f"line {number}: not a JSON object") from None
+
+
+def backtest(lines: Iterable[bytes | str], config: DetectConfig | None = None,
+             detector: Detector | None = None) -> Iterator[Alert]:
+    """Every alert the detector raises over JSONL events given in time order."""
+    detector = detector or Detector(config)
+    for number, obj in read_events(lines):
+        if not isinstance(obj, dict):
+            raise EventError(f"line {number}: not a JSON object")
+        try:
+            event = event_from_json(obj)
+        except EventError as exc:
+            raise EventError(f"line {number}: {exc}") from None
+        yield from detector.feed(event)

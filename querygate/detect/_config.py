@@ -1,0 +1,91 @@
+"""The detector's settings: one table of names, defaults and help, read from ``detect:``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from querygate.errors import ProjectError
+
+RULES = (
+    "break_glass", "volume.spike", "purpose.miss", "purpose.unexplained", "purpose.deep_look",
+    "purpose.repeat",
+    "access.unusual", "access.denied", "breadth.sustained", "breadth.novel",
+)
+"""Every rule the detector knows; ``disabled_rules`` may name any of them."""
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Thresholds of every rule. The defaults are the ones measured in docs/detection.md."""
+
+    warmup_days: int = 7  # days of history before any threshold may fire
+    min_history_days: int = 10  # active days before a person's own baseline is trusted
+    history_days: int = 40  # active days a personal baseline covers
+    peer_days: int = 45  # days a peer-group baseline covers
+    novelty_days: int = 90  # a subject untouched this long is new again
+    forget_days: int = 120  # a person silent this long is forgotten (turnover)
+    targeted_max: int = 3  # an event with at most this many subjects is a targeted look-up
+    cooldown_days: int = 7  # the same rule does not fire twice for one person within this
+    spike_floor: int = 60  # distinct subjects a day never alerted below
+    spike_personal: float = 3.0  # x the person's 95th percentile day
+    spike_max: float = 1.5  # x the person's busiest day (fading, see peak_decay)
+    peak_decay: float = 0.98  # a busiest day fades by this a day: half-life about five weeks
+    spike_peer: float = 2.0  # x the typical peer's busiest day
+    explained_days: int = 3  # a look-up without reason is explained by a reasoned one this recent
+    reason_coverage: float = 0.5  # reasons are expected when peers give them this often
+    mismatch_share: float = 0.05  # a reason reused for others is a sign only where this is rare
+    reason_days: int = 60  # a reason unused this long is forgotten
+    unexplained_floor: int = 8  # unexplained subjects (over the window) never alerted below
+    unexplained_window: int = 3  # active days summed
+    unexplained_z: float = 4.0  # standard deviations above one's own mean ...
+    unexplained_tail: float = 1e-5  # ... and at least this far into a Poisson tail
+    unexplained_peer: float = 1.5  # x a busy peer's worst window (for people without history)
+    baseline_lag: int = 5  # active days before a day joins the unexplained baseline
+    deep_events: int = 4  # unexplained look-ups of one subject in a day
+    repeat_days: int = 2  # days one subject was looked at without purpose, within repeat_window
+    repeat_lookups: int = 5  # ... and look-ups of it in all
+    repeat_window: int = 7
+    repeat_chance: float = 5e-4  # above this chance of a subject coming back by itself, the
+    # one-subject thresholds rise (unexplained a day squared x window / subjects peers touch)
+    offhours_share: float = 0.02  # an hour the person worked on fewer than this share of days
+    offhours_min_days: int = 15
+    offhours_subjects: int = 15  # subjects looked up at such hours, from anywhere, to alert
+    new_address_subjects: int = 8  # ... when the address is new to everyone
+    denied_floor: int = 8  # refused calls a day never alerted below
+    cusum_k: float = 0.5  # allowance per day, in standard deviations
+    cusum_h: float = 10.0  # alarm level
+    cusum_alpha: float = 0.05  # weight of a new day in the personal baseline
+    cusum_warm_days: int = 20  # active days learnt before the CUSUM may alarm
+    unexplained_intraday: float = 2.0  # x the threshold, to alert before the day closes
+    disabled_rules: frozenset[str] = field(default_factory=frozenset)
+
+    def enabled(self, rule: str) -> bool:
+        return rule not in self.disabled_rules
+
+
+def load_config(raw: Mapping[str, Any] | None, *, path: str = "querygate.yaml") -> DetectConfig:
+    """``detect:`` settings over the defaults; unknown names and wrong types are errors."""
+    known = {f.name for f in fields(DetectConfig)}
+    values: dict[str, Any] = {}
+    for name, value in (raw or {}).items():
+        if name in ("enabled", "warmup_replay_days", "poll_interval_s"):
+            continue  # read by the online service
+        if name not in known:
+            raise ProjectError(f"detect: unknown setting {name!r}; known: {', '.join(sorted(known))}",
+                               path=path)
+        values[name] = _value(name, value, path)
+    return replace(DetectConfig(), **values)
+
+
+def _value(name: str, value: object, path: str) -> object:
+    if name == "disabled_rules":
+        if not isinstance(value, list) or any(v not in RULES for v in value):
+            raise ProjectError(f"detect.disabled_rules must list rules among {', '.join(RULES)}",
+                               path=path)
+        return frozenset(value)
+    default = getattr(DetectConfig(), name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ProjectError(f"detect.{name} must be a non-negative number", path=path)
+    return type(default)(value)

@@ -1,0 +1,287 @@
+"""The detector: one pass over audit events in time order, the same online and offline.
+
+``Detector.feed(event)`` returns the alerts that event raised. Per-event rules
+(break-glass, spikes, unusual access) fire on the event that crosses their
+threshold. A person's day ends at their quietest hour (a night shift is one
+day, not two); purpose rules run then, so a reason given later in the day still
+counts. Sustained-breadth rules run at midnight UTC over every day closed since,
+against the whole peer group's workload. Alerts raised at a close carry the
+``occurred_at`` of the event that triggered it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+
+from querygate.detect import _rules as rules
+from querygate.detect._alert import Alert
+from querygate.detect._config import DetectConfig
+from querygate.detect._event import Event
+from querygate.detect._purpose import STRONG, Reasons, causes
+from querygate.detect._state import DAY, HOUR, Actor, Group, Limits, Today, prune, touch
+
+ADDRESS_DAYS = 180  # an address or function unused this long is new again
+NO_GROUP = "*"
+_NEVER = Limits(float("inf"), float("inf"), {}, float("inf"), float("inf"), float("inf"), True,
+                {})
+
+
+class Detector:
+    """Per-person and peer-group baselines, updated event by event; memory bounded by windows."""
+
+    def __init__(self, config: DetectConfig | None = None) -> None:
+        self.config = config or DetectConfig()
+        self.hour: int | None = None
+        self.day = 0  # UTC day of the last flush
+        self.first_day = 0
+        self.events = 0
+        self.actors: dict[str, Actor] = {}
+        self.groups: dict[str, Group] = {}
+        self.reasons = Reasons()
+        self.addrs: dict[str, int] = {}  # every client address seen, with the day last seen
+        self._open: list[Actor] = []
+
+    def feed(self, event: Event) -> list[Alert]:
+        """Take one event (in time order) and return the alerts it raises."""
+        self.events += 1
+        hour = int(event.ts // HOUR)
+        alerts: list[Alert] = []
+        if self.hour is None:
+            self.hour, self.day = hour, hour // 24
+            self.first_day = self.day
+        elif hour > self.hour:
+            alerts = self._tick(hour, event)
+        actor = self._actor(event)
+        return alerts + self._observe(actor, event)
+
+    def feed_all(self, events: Iterable[Event]) -> list[Alert]:
+        return [alert for event in events for alert in self.feed(event)]
+
+    def size(self) -> dict[str, int]:
+        """How much the detector remembers (for the memory benchmark)."""
+        return {
+            "actors": len(self.actors),
+            "groups": len(self.groups),
+            "subjects_per_person": sum(len(a.seen) for a in self.actors.values()),
+            "subjects_per_group": sum(len(g.touched) for g in self.groups.values()),
+            "reasons": len(self.reasons),
+            "addresses": len(self.addrs),
+        }
+
+    # --- per event -------------------------------------------------------------------
+
+    def _actor(self, event: Event) -> Actor:
+        actor = self.actors.get(event.actor)
+        if actor is not None and (event.roles is None or event.elevated):
+            group = actor.group  # borrowed roles do not move a person to another peer group
+        elif event.roles is not None:
+            group = "+".join(event.roles) or "(no role)"
+        else:
+            group = NO_GROUP
+        if actor is None:
+            actor = self.actors[event.actor] = Actor(event.actor, group, self.config.history_days)
+        actor.group = group
+        actor.last_seen = self.day
+        if group not in self.groups:
+            self.groups[group] = Group(group, self.config.peer_days)
+        if actor.today is None:
+            actor.start_day(event.ts)
+            self._open.append(actor)
+            warm = self.day - self.first_day >= self.config.warmup_days
+            actor.limits = rules.limits_for(actor, self.groups[group], self.config) \
+                if warm else _NEVER
+        return actor
+
+    def _observe(self, actor: Actor, event: Event) -> list[Alert]:
+        cfg, today, limits = self.config, actor.today, actor.limits
+        assert today is not None and limits is not None
+        hour = int(event.ts % DAY // HOUR)
+        today.events += 1
+        today.hours.add(hour)
+        if event.ref:
+            today.refs.append(event.ref)
+        alerts = rules.break_glass(actor, event, today.day, hour, cfg)
+        known = actor.active >= cfg.offhours_min_days
+        odd_hour = known and actor.unusual_hour(hour, cfg.offhours_share)
+        new_addr, org_new = self._new_address(actor, today, event.addr, known)
+        if known and event.function not in actor.funcs:
+            today.new_functions.add(event.function)
+        if event.allowed:
+            alerts += rules.purpose_miss(actor, today, event, cfg)
+            alerts += self._subjects(actor, today, limits, event, odd_hour)
+            if odd_hour and org_new:
+                today.off_new.update(event.subjects[:1000])
+        elif event.decision == "denied":
+            today.denied += 1
+            alerts += rules.denied(actor, today, limits, event, cfg)
+        alerts += rules.unusual_access(actor, today, event, cfg, odd_hour=odd_hour,
+                                       new_addr=new_addr, org_new_addr=org_new)
+        touch(actor.funcs, event.function, self.day)
+        if event.addr is not None:
+            touch(actor.addrs, event.addr, self.day)
+            touch(self.addrs, event.addr, self.day)
+        return alerts
+
+    def _new_address(self, actor: Actor, today: Today, addr: str | None,
+                     known: bool) -> tuple[bool, bool]:
+        """Whether ``addr`` is new to this person, and to everyone (still so all day long)."""
+        if addr is None or not known:
+            return False, False
+        if addr in today.new_addrs:
+            return True, today.new_addrs[addr]
+        if addr in actor.addrs:
+            return False, False
+        today.new_addrs[addr] = addr not in self.addrs
+        return True, today.new_addrs[addr]
+
+    def _subjects(self, actor: Actor, today: Today, limits: Limits, event: Event,
+                  odd_hour: bool) -> list[Alert]:
+        cfg = self.config
+        group = self.groups[actor.group]
+        targeted = 0 < len(event.subjects) <= cfg.targeted_max
+        seen, touched, mine = actor.seen, group.touched, today.subjects
+        by_function = today.per_function.setdefault(event.function, set())
+        by_function.update(event.subjects)
+        for subject in event.subjects:
+            if subject in mine:
+                continue
+            mine.add(subject)
+            key = hash(subject)
+            if targeted and key not in seen and key not in touched:
+                today.novel.add(subject)
+            touch(seen, key, self.day)
+            touch(touched, key, self.day)
+        alerts = rules.volume(actor, today, limits, event, cfg)
+        if targeted:
+            if odd_hour:
+                today.off_subjects.update(event.subjects)
+                if event.ref:
+                    today.off_refs.append(event.ref)
+            alerts += self._targeted(actor, group, today, limits, event)
+        elif event.reason is not None:
+            self.reasons.fits(event.reason, event.subjects, actor.id, self.day)  # binds if new
+        return alerts
+
+    def _targeted(self, actor: Actor, group: Group, today: Today, limits: Limits,
+                  event: Event) -> list[Alert]:
+        """Look-ups of a few subjects: each needs a purpose (a reason bound to it, or a match)."""
+        today.targeted_events += 1
+        today.reasoned += event.reason is not None
+        today.targeted.update(event.subjects)
+        found, mismatched = causes(actor, group, event, today.day, self.config, self.reasons)
+        today.mismatched += mismatched
+        alerts: list[Alert] = []
+        for subject, cause in zip(event.subjects, found, strict=True):
+            if cause is None:
+                touch(actor.explained, subject, today.day)
+                touch(group.explained, subject, today.day)
+                today.strong.pop(subject, None)
+                if today.unexplained.pop(subject, None) is not None:
+                    days = actor.unexplained_days.get(subject)
+                    if days and days[-1][0] == today.day:
+                        days.pop()
+                continue
+            refs = today.unexplained.get(subject)
+            if refs is None:
+                refs = today.unexplained[subject] = []
+                today.causes[cause] = today.causes.get(cause, 0) + 1
+            if event.ref and len(refs) < rules.MAX_REFS:
+                refs.append(event.ref)
+            if cause not in STRONG:
+                continue
+            today.strong[subject] = today.strong.get(subject, 0) + 1
+            days = actor.unexplained_days.setdefault(subject, [])
+            if days and days[-1][0] == today.day:
+                days[-1] = (today.day, days[-1][1] + 1)
+            else:
+                days.append((today.day, 1))
+            if limits is not _NEVER:
+                alerts += rules.one_subject(actor, today, event, self.config, limits.strict,
+                                            group.explained, subjects=(subject,))
+        return alerts + rules.unexplained(actor, today, self._unexplained_before(actor), limits,
+                                          event, self.config,
+                                          factor=self.config.unexplained_intraday)
+
+    def _unexplained_before(self, actor: Actor) -> int:
+        """Unexplained subjects on the person's previous days inside the window."""
+        window = self.config.unexplained_window - 1
+        return sum(s.u for s in list(actor.history)[-window:]) if window > 0 else 0
+
+    # --- per hour and per day --------------------------------------------------------
+
+    def _tick(self, hour: int, event: Event) -> list[Alert]:
+        """Close the days that have ended; at midnight UTC, flush the peer groups."""
+        self.hour = hour
+        alerts: list[Alert] = []
+        still: list[Actor] = []
+        for actor in self._open:
+            assert actor.today is not None
+            if actor.today.end <= event.ts:
+                alerts += self._close(actor, event)
+            else:
+                still.append(actor)
+        self._open = still
+        if hour // 24 > self.day:
+            self.day = hour // 24
+            alerts += self._flush(event)
+            self._prune()
+        return alerts
+
+    def _close(self, actor: Actor, event: Event) -> list[Alert]:
+        """A person's day is over: purpose rules over the whole day, then the books close."""
+        cfg, today, limits = self.config, actor.today, actor.limits
+        assert today is not None and limits is not None
+        before = self._unexplained_before(actor)
+        alerts = rules.unexplained(actor, today, before, limits, event, cfg)
+        if limits is not _NEVER:
+            alerts += rules.one_subject(actor, today, event, cfg, limits.strict,
+                                        self.groups[actor.group].explained)
+        stat, _ = actor.close_day()
+        actor.remember_peaks(stat, cfg.unexplained_window, cfg.peak_decay, cfg.baseline_lag)
+        self.groups[actor.group].pending.append((actor, stat, today))
+        return alerts
+
+    def _flush(self, event: Event) -> list[Alert]:
+        """Peer baselines take in the days closed since the last flush; CUSUMs step."""
+        cfg, alerts = self.config, []
+        for group in self.groups.values():
+            pending, group.pending = group.pending, []
+            if not pending:
+                continue
+            stats = [stat for _, stat, _ in pending]
+            group.close_day([(a.id, stat) for a, stat, _ in pending], cfg.unexplained_window)
+            factor_t = group.workload("t", statistics.median(s.t for s in stats), len(stats),
+                                      cfg.cusum_alpha)
+            factor_v = group.workload("v", statistics.median(s.v for s in stats), len(stats),
+                                      cfg.cusum_alpha)
+            for actor, stat, today in pending:
+                alerts += rules.sustained(actor, stat, event, cfg, factor_t=factor_t,
+                                          factor_v=factor_v, refs=today.refs)
+        return alerts
+
+    def _prune(self) -> None:
+        cfg, day = self.config, self.day
+        for group in self.groups.values():
+            prune(group.touched, day - cfg.novelty_days)
+            prune(group.explained, day - cfg.repeat_window - 2)
+        prune(self.addrs, day - ADDRESS_DAYS)
+        self.reasons.prune(day - cfg.reason_days)
+        for actor_id in [a.id for a in self.actors.values()
+                         if a.last_seen < day - cfg.forget_days and a.today is None]:
+            del self.actors[actor_id]
+        for actor in self.actors.values():
+            _prune_actor(actor, day, cfg)
+
+
+def _prune_actor(actor: Actor, day: int, cfg: DetectConfig) -> None:
+    prune(actor.seen, day - cfg.novelty_days)
+    prune(actor.explained, day - cfg.explained_days - 2)
+    prune(actor.addrs, day - ADDRESS_DAYS)
+    prune(actor.funcs, day - ADDRESS_DAYS)
+    start = day - cfg.repeat_window
+    if actor.unexplained_days:
+        actor.unexplained_days = {s: kept for s, ds in actor.unexplained_days.items()
+                                  if (kept := [d for d in ds if d[0] > start])}
+    if len(actor.cooldown) > 8:
+        actor.cooldown = {k: d for k, d in actor.cooldown.items() if day - d < cfg.cooldown_days + 2}

@@ -1,0 +1,147 @@
+"""What the detector reads: one audit event, from the JSONL export or from the log itself.
+
+Only ``occurred_at``, ``actor_id``, ``function_name``, ``decision`` and
+``subjects`` are required (PRODUCT.md, backtest input); ``reason``,
+``actor_roles``, ``client_addr`` and ``context`` sharpen the rules when present.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from querygate.audit import StoredEvent
+
+REQUIRED = ("occurred_at", "actor_id", "function_name", "decision", "subjects")
+MAX_SUBJECTS = 10_000  # more than any function returns; the rest of a list is ignored
+
+
+class EventError(ValueError):
+    """A line of backtest input that is not an event; the message says which field."""
+
+
+@dataclass(slots=True)
+class Event:
+    """One call as the detector sees it; ``ts`` is seconds since the epoch (UTC)."""
+
+    ts: float
+    occurred_at: str
+    actor: str
+    function: str
+    decision: str
+    subjects: tuple[str, ...]
+    roles: tuple[str, ...] | None = None
+    reason: str | None = None
+    addr: str | None = None
+    error_code: str | None = None
+    break_glass: bool = False
+    purpose: str | None = None  # "match" | "miss" when the gateway checked a purpose
+    purpose_alert: bool = False  # the purpose check asks for an alert on every miss
+    elevated: bool = False  # roles held through an access request or break-glass
+    ref: str | None = None  # seq or event_id, to link an alert to its events
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allowed"
+
+
+def _moment(value: object) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise EventError(f"occurred_at {value[:40]!r} is not an ISO 8601 timestamp") from None
+    else:
+        raise EventError("occurred_at must be an ISO 8601 timestamp")
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _subjects(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise EventError("subjects must be a list of {\"type\", \"id\"} objects")
+    found: list[str] = []
+    for item in value[:MAX_SUBJECTS]:
+        if isinstance(item, Mapping):
+            kind, ident = item.get("type"), item.get("id")
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            kind, ident = item
+        else:
+            raise EventError("each subject must be {\"type\": ..., \"id\": ...}")
+        found.append(sys.intern(f"{kind}:{ident}"))
+    return tuple(found)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Flags:
+    break_glass: bool = False
+    purpose: str | None = None
+    purpose_alert: bool = False
+    elevated: bool = False
+
+
+_NO_FLAGS = _Flags()
+
+
+def _flags(context: object) -> _Flags:
+    """What the gateway and its guards noted in the event's ``context``."""
+    if not isinstance(context, Mapping) or not context:
+        return _NO_FLAGS
+    glass = str(context.get("break_glass", "")).lower() == "true"
+    purpose = context.get("purpose")
+    return _Flags(glass, purpose if purpose in ("match", "miss") else None,
+                  context.get("purpose_alert") == "each",
+                  glass or bool(context.get("access_request")))
+
+
+def event_from_json(obj: Mapping[str, Any]) -> Event:
+    """An event from its JSONL form; EventError names what is missing or wrong."""
+    missing = [k for k in REQUIRED if obj.get(k) is None]
+    if missing:
+        raise EventError(f"missing {', '.join(missing)}")
+    actor = obj["actor_id"]
+    if not isinstance(actor, str | int):
+        raise EventError("actor_id must be a string")
+    when = obj["occurred_at"]
+    roles = obj.get("actor_roles")
+    flags = _flags(obj.get("context"))
+    ref = obj.get("seq", obj.get("event_id"))
+    return Event(
+        ts=_moment(when).timestamp(), occurred_at=str(when), actor=sys.intern(str(actor)),
+        function=sys.intern(str(obj["function_name"])), decision=str(obj["decision"]),
+        subjects=_subjects(obj["subjects"]),
+        roles=tuple(sorted(str(r) for r in roles)) if isinstance(roles, list) else None,
+        reason=_text(obj.get("reason")), addr=_text(obj.get("client_addr")),
+        error_code=_text(obj.get("error_code")), break_glass=flags.break_glass,
+        purpose=flags.purpose, purpose_alert=flags.purpose_alert, elevated=flags.elevated,
+        ref=None if ref is None else str(ref),
+    )
+
+
+def event_from_stored(stored: StoredEvent) -> Event:
+    """An event from the audit log as the online detector tails it."""
+    e = stored.event
+    flags = _flags(e.context)
+    return Event(
+        ts=e.occurred_at.timestamp(), occurred_at=iso_millis(e.occurred_at),
+        actor=sys.intern(e.actor_id or "-"), function=sys.intern(e.function_name),
+        decision=e.decision, subjects=tuple(sys.intern(f"{t}:{i}") for t, i in e.subjects),
+        roles=tuple(sorted(e.actor_roles)), reason=e.reason, addr=e.client_addr,
+        error_code=e.error_code, break_glass=flags.break_glass, purpose=flags.purpose,
+        purpose_alert=flags.purpose_alert, elevated=flags.elevated, ref=str(stored.seq),
+    )
+
+
+def iso_millis(moment: dt.datetime) -> str:
+    """The export's timestamp form: UTC, milliseconds, ``Z``."""
+    utc = moment.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -1,0 +1,161 @@
+"""The online detector over a real audit log: the same alerts as the backtest, kept once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import anyio
+import httpx
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from querygate import identity
+from querygate.cli import main
+from querygate.detect import DetectorService, backtest, list_alerts
+from tests.detect.conftest import Store, append_all
+from tests.detect.office import Office, moment
+
+pytestmark = pytest.mark.anyio
+
+
+def office_with_insiders() -> Office:
+    office = Office(agents=4, per_day=10).honest(12)
+    for k in range(4):  # a bulk export on day 10
+        office.event(moment(10, 10 + k / 10), "a1", "search_customers",
+                     [office.rng.randrange(10**6) for _ in range(50)])
+    office.event(moment(11, 12), "a2", "get_customer_by_id", [7], reason="INC-1",
+                 context={"break_glass": "true"})
+    return office
+
+
+async def drain(service: DetectorService, url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while await service.step(conn):
+            pass
+
+
+async def stored_alerts(url: str) -> list[Any]:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        return await list_alerts(conn, status=None, limit=1000)
+
+
+async def cli(*args: str) -> Result:
+    """The command line in a worker thread: it runs its own event loop."""
+    return await anyio.to_thread.run_sync(lambda: CliRunner().invoke(main, list(args)))
+
+
+def offline(lines: list[dict[str, Any]], service: DetectorService) -> set[tuple[str, str, str]]:
+    encoded = [json.dumps(line).encode() for line in lines]
+    return {(a.actor_id, a.rule, a.raised_at) for a in backtest(encoded, service.settings.rules)}
+
+
+async def test_online_alerts_equal_the_backtest_and_are_kept_once(store: Store) -> None:
+    lines = office_with_insiders().lines()
+    service = DetectorService(store.project, webhook_client=httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200))))
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        await service.catch_up(conn)  # an empty log: the cursor starts at 0
+    await append_all(store.gateway_url, lines)
+    await drain(service, store.gateway_url)
+    online = {(a.alert.actor_id, a.alert.rule, a.alert.raised_at)
+              for a in await stored_alerts(store.gateway_url)}
+    assert online == offline(lines, service)
+    assert {(actor, rule) for actor, rule, _ in online} >= {("a1", "volume.spike"),
+                                                           ("a2", "break_glass")}
+    restarted = DetectorService(store.project)  # replays silently, raises nothing twice
+    await drain(restarted, store.gateway_url)
+    assert len(await stored_alerts(store.gateway_url)) == len(online)
+    assert restarted.raised == 0 and restarted.cursor == len(lines)
+    with psycopg.connect(store.admin_url) as conn:
+        assert conn.execute("SELECT seq FROM querygate.detect_cursor").fetchone() == (len(lines),)
+
+
+async def test_webhook_is_retried_then_delivered(store: Store) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(500 if len(seen) == 1 else 200)
+
+    service = DetectorService(store.project, webhook_client=httpx.AsyncClient(
+        transport=httpx.MockTransport(receiver)))
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        await service.catch_up(conn)
+    await append_all(store.gateway_url, office_with_insiders().lines())
+    await drain(service, store.gateway_url)
+    first = {a.id: a for a in await stored_alerts(store.gateway_url)}
+    failed = [a for a in first.values() if a.webhook_attempts == 1 and a.webhook_status ==
+              "pending"]
+    assert len(failed) == 1 and failed[0].webhook_error == "HTTP 500"
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        await conn.execute("SELECT pg_sleep(0.05)")
+        assert service.sender is not None
+        assert await service.sender.deliver(conn) == 1
+    again = {a.id: a for a in await stored_alerts(store.gateway_url)}
+    assert again[failed[0].id].webhook_status == "sent"
+    assert again[failed[0].id].webhook_attempts == 2
+    assert all("text" in body and "blocks" in body for body in seen)
+    assert any(body["querygate"]["rule"] == "volume.spike" for body in seen)
+
+
+async def test_a_high_alert_suspends_and_ack_reinstates(store: Store) -> None:
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        user = await identity.add_user(conn, "mallory@example.com", ["support"])
+        await identity.issue_token(conn, "mallory@example.com")
+    office = Office(agents=2, per_day=10).honest(8)
+    for k in range(3):
+        office.event(moment(7, 10 + k / 10), "a0", "search_customers",
+                     [office.rng.randrange(10**6) for _ in range(50)])
+    lines = [{**line, "actor_id": user.id if line["actor_id"] == "a0" else line["actor_id"]}
+             for line in office.lines()]
+    service = DetectorService(store.project, webhook_client=httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200))))
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        await service.catch_up(conn)
+    await append_all(store.gateway_url, lines)
+    await drain(service, store.gateway_url)
+    [alert] = [a for a in await stored_alerts(store.gateway_url) if a.alert.actor_id == user.id]
+    assert alert.alert.rule == "volume.spike" and alert.actions == ("suspended",)
+    with psycopg.connect(store.admin_url) as conn:
+        assert conn.execute("SELECT status FROM querygate.users WHERE id = %s",
+                            (user.id,)).fetchone() == ("suspended",)
+    project = ("--project", str(store.project.root))
+    result = await cli("alerts", "ack", alert.id, "--note", "checked: a real export request",
+                       "--by", "carol@example.com", "--reinstate", *project)
+    assert result.exit_code == 0, result.output
+    assert "active again" in result.output
+    with psycopg.connect(store.admin_url) as conn:
+        assert conn.execute("SELECT status FROM querygate.users WHERE id = %s",
+                            (user.id,)).fetchone() == ("active",)
+    listed = await cli("alerts", "list", "--status", "all", "--json", *project)
+    [row] = [json.loads(x) for x in listed.output.splitlines() if user.id in x]
+    assert row["status"] == "acknowledged" and row["acknowledged_by"] == "carol@example.com"
+    assert row["actions"] == ["suspended", "reinstated by carol@example.com"]
+    shown = await cli("alerts", "show", alert.id, *project)
+    assert "volume.spike" in shown.output and "search_customers" in shown.output
+
+
+async def test_one_detector_at_a_time(store: Store) -> None:
+    first, second = DetectorService(store.project), DetectorService(store.project)
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as a, \
+            await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as b:
+        assert await first._locked(a)
+        assert not await second._locked(b)
+
+
+async def test_alerts_cannot_be_deleted(store: Store) -> None:
+    service = DetectorService(store.project)
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        await service.catch_up(conn)
+    office = Office(agents=1, per_day=2).honest(1)
+    office.event(moment(0, 12), "a0", "get_customer_by_id", [1], context={"break_glass": "true"})
+    await append_all(store.gateway_url, office.lines())
+    await drain(service, store.gateway_url)
+    with psycopg.connect(store.admin_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM querygate.alerts")
+        assert conn.execute("SELECT count(*) FROM querygate.alerts").fetchone() == (1,)
+    assert dt.datetime.fromisoformat((await stored_alerts(store.gateway_url))[0].alert.raised_at)
