@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -99,3 +104,32 @@ async def call(client: httpx.AsyncClient, token: str, function: str, params: obj
         body["reason"] = reason
     return await client.post(f"/v1/call/{function}", json=body,
                              headers={"Authorization": f"Bearer {token}"})
+
+
+@contextlib.contextmanager
+def running_server(project_dir: Path, *extra: str) -> Iterator[str]:
+    """`querygate serve` as a real process on a free port; yields its URL once it answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen([sys.executable, "-m", "querygate", "serve", "--port", str(port),
+                             "--project", str(project_dir), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise RuntimeError("the server did not start: "
+                                       f"{proc.communicate(timeout=10)[0]}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.communicate(timeout=10)

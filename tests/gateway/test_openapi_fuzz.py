@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.demo_env import Demo
-from tests.gateway.test_server_process import free_port
+from tests.demo_env import Demo, running_server
 
 
 @pytest.fixture(scope="module")
 def server_url(demo: Demo) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "querygate", "serve", "--port", str(port),
-                             "--project", str(demo.project_dir)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.communicate(timeout=10)
+    with running_server(demo.project_dir) as url:
+        yield url
 
 
 def test_no_server_errors(server_url: str, demo: Demo) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.demo_env import Demo
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.demo_env import Demo, running_server
 
 
 def querygate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -30,25 +23,8 @@ def querygate(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
 def server(demo: Demo, request: pytest.FixtureRequest) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "querygate", "serve", "--port", str(port), "--project",
-         str(demo.project_dir), "--workers", str(request.param)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"the server did not start: {proc.communicate(timeout=10)[0]}")
-    yield url
-    proc.terminate()
-    proc.communicate(timeout=10)
+    with running_server(demo.project_dir, "--workers", str(request.param)) as url:
+        yield url
 
 
 def test_call_through_a_real_server_then_revoke(demo: Demo, server: str) -> None:
@@ -93,19 +69,7 @@ def test_a_client_that_disconnects_cancels_its_query(demo: Demo, tmp_path: Path)
     from tests.gateway.test_fail_closed import SLOW, project_with
 
     project = project_with(demo, tmp_path, extra_sql=SLOW)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "querygate", "serve", "--port", str(port),
-                             "--project", str(project)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with running_server(project) as url:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{url}/v1/call/slow_lookup", json={"params": {"seconds": 30}},
                        headers={"Authorization": f"Bearer {demo.token('alice')}"}, timeout=1.0)
@@ -127,6 +91,3 @@ def test_a_client_that_disconnects_cancels_its_query(demo: Demo, tmp_path: Path)
                     break
                 time.sleep(0.1)
         assert row == ("error", "client_closed")
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
