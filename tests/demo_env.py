@@ -133,3 +133,22 @@ def running_server(project_dir: Path, *extra: str) -> Iterator[str]:
         if proc.poll() is None:
             proc.terminate()
         proc.communicate(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def serving_gateway(project_dir: Path) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    """A Gateway opened on a project, and an in-process HTTP client on its app."""
+    gw = await Gateway.open(load_project(project_dir))
+    transport = httpx.ASGITransport(app=create_app(gw, lifespan_close=False))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://querygate.test") as c:
+            yield gw, c
+    finally:
+        await gw.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(project_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process HTTP client on a Gateway opened on a project."""
+    async with serving_gateway(project_dir) as (_, client):
+        yield client

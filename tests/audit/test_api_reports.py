@@ -15,11 +15,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from querygate.api import create_app
 from querygate.cli import main
-from querygate.gateway import Gateway
-from querygate.project import load_project
-from tests.demo_env import Demo, call
+from tests.demo_env import Demo, call, serving
 
 pytestmark = pytest.mark.anyio
 runner = CliRunner()
@@ -46,13 +43,8 @@ def project(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def client(project: Path) -> AsyncIterator[httpx.AsyncClient]:
-    gw = await Gateway.open(load_project(project))
-    transport = httpx.ASGITransport(app=create_app(gw, lifespan_close=False))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            yield c
-    finally:
-        await gw.close()
+    async with serving(project) as c:
+        yield c
 
 
 def auth(demo: Demo, name: str) -> dict[str, str]:

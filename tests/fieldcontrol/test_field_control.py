@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import logging
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,12 +14,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from querygate.api import create_app
 from querygate.cli import main
 from querygate.demo import CANARIES
-from querygate.gateway import Gateway
-from querygate.project import load_project
-from tests.demo_env import Demo, call
+from tests.demo_env import Demo, call, serving_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -51,22 +47,12 @@ def derived(demo: Demo, folder: Path, extra_sql: str = EXTRA) -> Path:
     return target
 
 
-async def open_client(project: Path) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
-    gw = await Gateway.open(load_project(project))
-    transport = httpx.ASGITransport(app=create_app(gw, lifespan_close=False))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            yield gw, c
-    finally:
-        await gw.close()
-
-
 def all_canaries() -> list[str]:
     return [v for k, v in CANARIES.items() if k != "full_name"]
 
 
 async def test_probing_a_column_you_cannot_see_is_refused(demo: Demo, tmp_path: Path) -> None:
-    async for _, client in open_client(derived(demo, tmp_path)):
+    async with serving_gateway(derived(demo, tmp_path)) as (_, client):
         refused = await call(client, demo.token("alice"), "find_by_ssn_prefix", {"prefix": "999"})
         assert refused.status_code == 403
         assert "public.customers.ssn" in refused.json()["error"]["message"]
@@ -77,7 +63,7 @@ async def test_probing_a_column_you_cannot_see_is_refused(demo: Demo, tmp_path: 
 async def test_errors_that_would_echo_a_value_carry_only_a_fixed_message(
         demo: Demo, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    async for _, client in open_client(derived(demo, tmp_path)):
+    async with serving_gateway(derived(demo, tmp_path)) as (_, client):
         for function in ("ssn_as_number", "ssn_divides"):
             response = await call(client, demo.token("dave"), function, {"customer_id": 42})
             assert response.status_code == 502, response.text
@@ -90,7 +76,7 @@ async def test_errors_that_would_echo_a_value_carry_only_a_fixed_message(
 
 async def test_runtime_guard_refuses_a_result_lineage_did_not_predict(
         demo: Demo, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    async for gw, client in open_client(derived(demo, tmp_path)):
+    async with serving_gateway(derived(demo, tmp_path)) as (gw, client):
         fn = gw.functions["get_customer_by_id"]
         wrong = tuple(dataclasses.replace(c, sources=frozenset({"public.customers.country"}),
                                           tags=()) if c.name == "ssn" else c for c in fn.columns)
@@ -107,7 +93,7 @@ async def test_runtime_guard_refuses_a_result_lineage_did_not_predict(
 
 
 async def _call_dave(project: Path, demo: Demo) -> httpx.Response:
-    async for _, client in open_client(project):
+    async with serving_gateway(project) as (_, client):
         return await call(client, demo.token("dave"), "get_customer_by_id", {"customer_id": 42})
     raise AssertionError("unreachable")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -11,12 +10,9 @@ import httpx
 import psycopg
 import pytest
 
-from querygate.api import create_app
 from querygate.demo import start_embedded, stop_embedded
-from querygate.gateway import Gateway
-from querygate.project import load_project
 from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
-from tests.demo_env import Demo, call
+from tests.demo_env import Demo, call, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -39,16 +35,6 @@ def project_with(demo: Demo, folder: Path, *, audit_url: str | None = None,
     return target
 
 
-async def client_for(project_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    gw = await Gateway.open(load_project(project_dir))
-    transport = httpx.ASGITransport(app=create_app(gw, lifespan_close=False))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            yield c
-    finally:
-        await gw.close()
-
-
 async def test_audit_store_stopped_means_503_and_no_rows(demo: Demo, tmp_path: Path) -> None:
     pg = tmp_path / "audit-pg"
     server = start_embedded(pg)
@@ -57,7 +43,7 @@ async def test_audit_store_stopped_means_503_and_no_rows(demo: Demo, tmp_path: P
     project = project_with(demo, tmp_path, audit_url=audit_url,
                            settings="  audit_timeout_ms: 1000")
     try:
-        async for client in client_for(project):
+        async with serving(project) as client:
             ok = await call(client, demo.token("alice"), "get_customer_by_id", {"customer_id": 42})
             assert ok.status_code == 200
             stop_embedded(pg)
@@ -95,7 +81,7 @@ async def test_audit_insert_refused_means_503(demo: Demo, client: httpx.AsyncCli
 
 async def test_audit_store_slow_past_its_timeout_means_503(demo: Demo, tmp_path: Path) -> None:
     project = project_with(demo, tmp_path, settings="  audit_timeout_ms: 300")
-    async for client in client_for(project):
+    async with serving(project) as client:
         with psycopg.connect(demo.admin_url) as blocker:
             blocker.execute("SELECT * FROM querygate.audit_head FOR UPDATE")
             response = await call(client, demo.token("alice"), "get_customer_by_id",
@@ -118,7 +104,7 @@ async def test_statement_timeout_is_504_audited_and_the_connection_comes_back(
         demo: Demo, tmp_path: Path) -> None:
     project = project_with(demo, tmp_path, extra_sql=SLOW,
                            settings="  statement_timeout_ms: 200\n  pool_max_size: 1")
-    async for client in client_for(project):
+    async with serving(project) as client:
         slow = await call(client, demo.token("alice"), "slow_lookup", {"seconds": 2})
         assert slow.status_code == 504
         assert slow.json()["error"]["code"] == "statement_timeout"
@@ -135,7 +121,7 @@ async def test_an_exhausted_pool_makes_callers_wait_a_bounded_time_then_503(
     project = project_with(demo, tmp_path, extra_sql=SLOW,
                            settings="  pool_max_size: 1\n  pool_min_size: 1\n"
                                     "  pool_timeout_s: 0.5\n  statement_timeout_ms: 5000")
-    async for client in client_for(project):
+    async with serving(project) as client:
         token = demo.token("alice")
         slow = anyio.create_task_group()
         async with slow:
@@ -183,7 +169,7 @@ async def test_postgresql_restarted_calls_fail_cleanly_and_recover(tmp_path: Pat
         async with await psycopg.AsyncConnection.connect(gateway_url, autocommit=True) as conn:
             await add_user(conn, "a@example.com", ["support"])
             token, _ = await issue_token(conn, "a@example.com")
-        async for client in client_for(tmp_path):
+        async with serving(tmp_path) as client:
             assert (await call(client, token, "get_customer_by_id",
                                {"customer_id": 42})).status_code == 200
             stop_embedded(pg)

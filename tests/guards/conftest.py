@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import yaml
 
-from querygate.api import create_app
-from querygate.gateway import Gateway
-from querygate.project import load_project
 from tests.demo_env import Demo
 
 Config = dict[str, Any]
@@ -29,17 +24,6 @@ def project_copy(demo: Demo, folder: Path, edit: Callable[[Config], None]) -> Pa
     edit(config)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return target
-
-
-@asynccontextmanager
-async def serving(project_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    gateway = await Gateway.open(load_project(project_dir))
-    transport = httpx.ASGITransport(app=create_app(gateway, lifespan_close=False))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
-            yield client
-    finally:
-        await gateway.close()
 
 
 def latest_event(demo: Demo, email: str) -> tuple[str, str | None, dict[str, str]]:

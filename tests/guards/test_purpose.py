@@ -11,13 +11,12 @@ import pytest
 from querygate.errors import ProjectError
 from querygate.project import load_project
 from querygate.purpose import load_requirements
-from tests.demo_env import Demo, call
+from tests.demo_env import Demo, call, serving
 from tests.guards.conftest import (
     Config,
     latest_event,
     open_tickets,
     project_copy,
-    serving,
     unrelated,
 )
 
