@@ -138,16 +138,7 @@ def _period(since: str | None, until: str | None) -> tuple[dt.datetime | None, d
 @project_option
 def access_review(since: str | None, until: str | None, fmt: str, out: Path | None,
                   quick: bool, project_dir: Path) -> None:
-    project = load(project_dir)
-    config = checkpoint_config(project)
-    start, end = _period(since, until)
-
-    async def build(conn: psycopg.AsyncConnection[Any],
-                    identity: psycopg.AsyncConnection[Any]) -> reports.Report:
-        return await reports.access_review(conn, identity, project, start, end, config=config,
-                                           generated_by=_who(), quick=quick)
-
-    _produce(project, build, fmt, out)
+    _period_report(reports.access_review, since, until, fmt, out, quick, project_dir)
 
 
 @reports_group.command("soc2", help=command_help(
@@ -162,14 +153,21 @@ def access_review(since: str | None, until: str | None, fmt: str, out: Path | No
 @project_option
 def soc2(since: str | None, until: str | None, fmt: str, out: Path | None, quick: bool,
          project_dir: Path) -> None:
+    _period_report(reports.soc2_pack, since, until, fmt, out, quick, project_dir)
+
+
+def _period_report(make: Any, since: str | None, until: str | None, fmt: str, out: Path | None,
+                   quick: bool, project_dir: Path) -> None:
+    """A report over the whole directory for a period (access review, SOC 2 pack)."""
     project = load(project_dir)
     config = checkpoint_config(project)
     start, end = _period(since, until)
 
     async def build(conn: psycopg.AsyncConnection[Any],
                     identity: psycopg.AsyncConnection[Any]) -> reports.Report:
-        return await reports.soc2_pack(conn, identity, project, start, end, config=config,
-                                       generated_by=_who(), quick=quick)
+        report: reports.Report = await make(conn, identity, project, start, end, config=config,
+                                            generated_by=_who(), quick=quick)
+        return report
 
     _produce(project, build, fmt, out)
 

@@ -147,6 +147,11 @@ async def test_checkpoint_verify_export_and_reports_from_the_cli(
     code, output = await asyncio.to_thread(invoke, "reports", "offboarding", "bob@example.com",
                                            "--format", "csv", *where)
     assert code == 0 and "Offboarding report: bob@example.com" in output
+    for kind in ("access-review", "soc2"):
+        code, output = await asyncio.to_thread(invoke, "reports", kind, "--format", "json",
+                                               "--quick", *where)
+        assert code == 0, output
+        assert json.loads(output[output.index("{"):])["sections"], kind
 
 
 async def test_the_soc2_pack_lists_alerts_and_their_handling(client: httpx.AsyncClient,
