@@ -2,21 +2,63 @@
 
 For each function: its output columns with their base-column sources and
 tags, the tagged columns its predicates read, the data subjects it returns;
-then the role × function × column decision matrix.
+then the role × function × column decision matrix. Before all that, what is
+wrong in the sections only ``serve`` reads (``purpose:``, the roles'
+``requires_reason``, ``purpose`` and ``limits``, ``limits:``, ``detect:``,
+``alerts:``), found by the parsers ``serve`` runs, and each purpose check's
+SQL prepared against the live database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
+
 from querygate.analysis import CatalogAnalysis
+from querygate.detect import load_settings as detect_settings
+from querygate.errors import ProjectError
+from querygate.guards import build_guards
 from querygate.policy import plan
-from querygate.project import Project
+from querygate.project import CONFIG_NAME, Project, line_of
+from querygate.purpose import load_requirements, prepare_check
 
 
-def report(project: Project, analysis: CatalogAnalysis) -> dict[str, Any]:
-    """The ``check --json`` object (PRODUCT.md, "check --json")."""
+def section_problems(project: Project) -> list[ProjectError]:
+    """Every error ``serve`` would stop at in the guards' and the detector's settings."""
+    problems: list[ProjectError] = []
+    build_guards(project, problems)
+    detect_settings(project, problems)
+    return problems
+
+
+async def purpose_problems(conn: psycopg.AsyncConnection[Any],
+                           project: Project) -> list[ProjectError]:
+    """Each valid purpose check's SQL, prepared as the purpose guard binds it."""
+    checks, _, _ = load_requirements(project, [])  # the invalid ones are in section_problems
+    section = project.section("purpose")
+    found = []
+    for name, check in checks.items():
+        why = await prepare_check(conn, check)
+        if why is not None:
+            found.append(ProjectError(f"purpose check {name!r}: {why}",
+                                      path=str(project.root / CONFIG_NAME),
+                                      line=line_of(section.get(name), "sql")))
+    return found
+
+
+def _problem(exc: ProjectError) -> dict[str, str]:
+    """``file`` as functions show theirs (path:line), ``message`` without it."""
+    where = exc.path or CONFIG_NAME
+    at = where if exc.line is None else f"{where}:{exc.line}"
+    return {"file": at, "message": exc.message.removeprefix(f"{at}: ")}
+
+
+def report(project: Project, analysis: CatalogAnalysis,
+           config: Sequence[ProjectError] = ()) -> dict[str, Any]:
+    """The ``check --json`` object (PRODUCT.md, "check --json"); ``config`` holds the problems
+    of querygate.yaml outside any function, reported in the order of their lines."""
     analysed, problems = analysis.functions, analysis.problems
     functions = []
     for name in project.catalog:
@@ -47,16 +89,20 @@ def report(project: Project, analysis: CatalogAnalysis) -> dict[str, Any]:
     notes = [] if analysis.locked else [
         "no querygate.lock: columns added to tables later cannot be told apart from approved "
         "ones; run `querygate check --lock` to approve the schema as it is"]
-    return {"functions": functions, "decisions": decisions, "refused": refused, "notes": notes}
+    ordered = sorted(config, key=lambda p: (p.line is None, p.line or 0))
+    return {"functions": functions, "decisions": decisions, "refused": refused, "notes": notes,
+            "problems": [_problem(p) for p in ordered]}
 
 
 def has_errors(result: Mapping[str, Any]) -> bool:
-    return any(f["problems"] for f in result["functions"])
+    return bool(result.get("problems")) or any(f["problems"] for f in result["functions"])
 
 
 def render(result: Mapping[str, Any]) -> str:
     """The same report, for a person."""
-    out: list[str] = []
+    out: list[str] = [f"PROBLEM: {p['file']}: {p['message']}" for p in result.get("problems", [])]
+    if out:
+        out.append("")
     for fn in result["functions"]:
         out.append(f"function {fn['name']}  ({fn['file']})")
         for problem in fn["problems"]:

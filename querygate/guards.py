@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from querygate.analysis import AnalysedFunction
     from querygate.identity import Identity
     from querygate.policy import Plan
-    from querygate.project import Project
+    from querygate.project import Problems, Project
     from querygate.settings import Settings
 
 
@@ -56,17 +56,21 @@ class Guard(Protocol):
         ...
 
 
-def build_guards(project: Project) -> list[Guard]:
-    """The guards a project's settings ask for: access scope, purpose, then limits."""
+def build_guards(project: Project, problems: Problems = None) -> list[Guard]:
+    """The guards a project's settings ask for: access scope, purpose, then limits.
+
+    Nothing opens before ``open()``. Without ``problems`` the first configuration error
+    raises (``serve``); given a list, every error is added to it (``check``).
+    """
     from querygate.identity import AccessScopeGuard
     from querygate.limits import build_limits_guard
     from querygate.purpose import PurposeGuard, load_requirements
 
     guards: list[Guard] = [AccessScopeGuard(project)]
-    checks, reasons, purposes = load_requirements(project)
+    checks, reasons, purposes = load_requirements(project, problems)
     if reasons or purposes:
         guards.append(PurposeGuard(project, reasons, purposes, checks))
-    limits = build_limits_guard(project)
+    limits = build_limits_guard(project, problems)
     if limits is not None:
         guards.append(limits)
     return guards

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ SECTIONS = ("database", "audit", "secret_key", "settings", "classification", "ro
             "limits", "detect", "alerts", "checkpoints", "purpose")
 ROLE_KEYS = ("functions", "fields", "adhoc", "requires_reason", "purpose", "limits", "approvers",
              "break_glass", "description")
+GUARDED = ("purpose", "limits", "detect", "alerts")  # read by serve's guards and detector
 ENV_DATABASE_URL = "QUERYGATE_DATABASE_URL"
 
 
@@ -66,8 +69,37 @@ _LineLoader.add_constructor(
 )
 
 
-def _line(mapping: object, key: object) -> int | None:
+def line_of(mapping: object, key: object) -> int | None:
+    """The line of ``key`` in a mapping read from querygate.yaml (None for any other mapping)."""
     return mapping.lines.get(key) if isinstance(mapping, _Lines) else None
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` when ``word`` is a near miss of one of ``choices``, else ''."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_key(what: str, key: object, known: Iterable[str]) -> str:
+    """The message for a key that ``what`` does not have, with the nearest known one."""
+    names = list(known)
+    return f"{what}: unknown key {key!r}{did_you_mean(key, names)} (known: {', '.join(names)})"
+
+
+Problems = list[ProjectError] | None
+"""Where a section's parser puts what it finds wrong: None raises the first (serve), a list
+gathers them all (check)."""
+
+
+@contextmanager
+def gathering(problems: Problems) -> Iterator[None]:
+    """A ``ProjectError`` inside is raised as usual, or, given a list, added to it and passed over."""
+    try:
+        yield
+    except ProjectError as exc:
+        if problems is None:
+            raise
+        problems.append(exc)
 
 
 def resolve_secret(value: object, *, what: str, path: str, line: int | None) -> str | None:
@@ -113,30 +145,36 @@ def load_project(root: Path) -> Project:
         raise ProjectError("must be a YAML mapping", path=where)
     for key in raw:
         if key not in SECTIONS:
-            raise ProjectError(f"unknown section {key!r}; known sections: {', '.join(SECTIONS)}",
-                               path=where, line=_line(raw, key))
+            raise ProjectError(f"unknown section {key!r}{did_you_mean(key, SECTIONS)} (known "
+                               f"sections: {', '.join(SECTIONS)})", path=where, line=line_of(raw, key))
+    for name in GUARDED:
+        if raw.get(name) is not None and not isinstance(raw[name], Mapping):
+            hint = "; to turn the detector off, write detect: {enabled: false}" \
+                if name == "detect" else ""
+            raise ProjectError(f"{name}: must be a mapping of settings, not {raw[name]!r}{hint}",
+                               path=where, line=line_of(raw, name))
     catalog = load_catalog(root / "queries")
     classification = _classification(raw.get("classification") or {}, where)
     roles = _roles(raw.get("roles") or {}, where, catalog, classification)
     database = raw.get("database") or {}
     audit = raw.get("audit") or {}
     url = os.environ.get(ENV_DATABASE_URL) or resolve_secret(
-        database.get("url"), what="database.url", path=where, line=_line(database, "url"))
+        database.get("url"), what="database.url", path=where, line=line_of(database, "url"))
     if not url:
         raise ProjectError(f"database.url is not set (or set {ENV_DATABASE_URL})", path=where)
     key = resolve_secret(raw.get("secret_key"), what="secret_key", path=where,
-                         line=_line(raw, "secret_key"))
+                         line=line_of(raw, "secret_key"))
     if not key or len(key) < 16:
         raise ProjectError(
             "secret_key must be set to at least 16 characters (it keys mask.hash and the "
             "HMACs of sensitive parameters); use $env:NAME or $file:PATH",
-            path=where, line=_line(raw, "secret_key"),
+            path=where, line=line_of(raw, "secret_key"),
         )
     return Project(
         root=root,
         database_url=url,
         audit_url=resolve_secret(audit.get("url"), what="audit.url", path=where,
-                                 line=_line(audit, "url")),
+                                 line=line_of(audit, "url")),
         secret_key=key.encode("utf-8"),
         classification=classification,
         roles=roles,
@@ -149,7 +187,7 @@ def load_project(root: Path) -> Project:
 def _classification(raw: Mapping[str, Any], where: str) -> Classification:
     tables = {}
     for table, spec in raw.items():
-        line = _line(raw, table)
+        line = line_of(raw, table)
         if not isinstance(table, str) or table.count(".") != 1:
             raise ProjectError(f"classification key {table!r} must be schema.table",
                                path=where, line=line)
@@ -158,16 +196,17 @@ def _classification(raw: Mapping[str, Any], where: str) -> Classification:
         for column, tags in (spec.get("columns") or {}).items():
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                 raise ProjectError(f"tags of {table}.{column} must be a list of strings",
-                                   path=where, line=_line(spec.get("columns"), column))
+                                   path=where, line=line_of(spec.get("columns"), column))
             columns[str(column)] = tuple(tags)
         refs = spec.get("subject_ref") or {}
         if not isinstance(refs, dict):
             raise ProjectError(f"subject_ref of {table} must map subject type to column",
-                               path=where, line=_line(spec, "subject_ref"))
+                               path=where, line=line_of(spec, "subject_ref"))
         unknown = set(spec) - {"columns", "subject", "subject_ref"}
         if unknown:
-            raise ProjectError(f"unknown key {sorted(unknown)[0]!r} under {table}",
-                               path=where, line=_line(spec, sorted(unknown)[0]))
+            key = sorted(unknown)[0]
+            raise ProjectError(unknown_key(table, key, ("subject", "subject_ref", "columns")),
+                               path=where, line=line_of(spec, key))
         tables[table] = TableClass(table, columns, spec.get("subject"),
                                    {str(k): str(v) for k, v in refs.items()})
     return Classification(tables)
@@ -181,17 +220,17 @@ def _roles(raw: Mapping[str, Any], where: str, catalog: Catalog,
         spec = spec or {}
         for key in spec:
             if key not in ROLE_KEYS:
-                raise ProjectError(f"role {name!r}: unknown key {key!r}; known keys: "
-                                   f"{', '.join(ROLE_KEYS)}", path=where, line=_line(spec, key))
+                raise ProjectError(unknown_key(f"role {name!r}", key, ROLE_KEYS),
+                                   path=where, line=line_of(spec, key))
         functions = spec.get("functions") or []
         fields = spec.get("fields") or {}
         for pattern in functions:
             if not catalog.matching(str(pattern)):
                 raise ProjectError(
                     f"role {name!r} grants {pattern!r}, which matches no function in queries/",
-                    path=where, line=_line(spec, "functions"))
+                    path=where, line=line_of(spec, "functions"))
         for tag, decision in fields.items():
-            line = _line(fields, tag)
+            line = line_of(fields, tag)
             if tag not in known_tags:
                 raise ProjectError(
                     f"role {name!r} mentions tag {tag!r}, which no classified column carries",

@@ -11,14 +11,16 @@ import orjson
 import psycopg
 
 from querygate.analysis import analyse_catalog
-from querygate.check import has_errors, render, report
+from querygate.check import has_errors, purpose_problems, render, report, section_problems
 from querygate.cli._common import command_help, load, project_option, with_connection
 from querygate.lockfile import write_lock
 
 
 @click.command(help=command_help(
     "Load the project against the live schema; print each function's output columns with "
-    "their sources and tags, and the role × function × column decisions. Exit 1 on any problem.",
+    "their sources and tags, and the role × function × column decisions. Also validates "
+    "purpose:, limits:, detect: and alerts: as serve reads them, and prepares each purpose "
+    "check's SQL. Exit 1 on any problem.",
     "querygate check --json > plan.json"))
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 @click.option("--lock", "write", is_flag=True,
@@ -27,6 +29,7 @@ from querygate.lockfile import write_lock
 @project_option
 def check(as_json: bool, write: bool, project_dir: Path) -> None:
     project = load(project_dir)
+    problems = section_problems(project)
 
     async def work(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
         analysis = await analyse_catalog(conn, project.catalog, project.classification,
@@ -36,7 +39,7 @@ def check(as_json: bool, write: bool, project_dir: Path) -> None:
             click.echo(f"wrote {path}", err=True)
             analysis = await analyse_catalog(conn, project.catalog, project.classification,
                                              project.root)
-        return report(project, analysis)
+        return report(project, analysis, problems + await purpose_problems(conn, project))
 
     result = with_connection(project.database_url, work)
     if as_json:

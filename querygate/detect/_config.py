@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from querygate.errors import ProjectError
+from querygate.project import Problems, did_you_mean, gathering, line_of
 
 RULES = (
     "break_glass", "volume.spike", "purpose.miss", "purpose.unexplained", "purpose.deep_look",
@@ -65,27 +66,46 @@ class DetectConfig:
         return rule not in self.disabled_rules
 
 
-def load_config(raw: Mapping[str, Any] | None, *, path: str = "querygate.yaml") -> DetectConfig:
-    """``detect:`` settings over the defaults; unknown names and wrong types are errors."""
-    known = {f.name for f in fields(DetectConfig)}
+SERVICE = ("enabled", "warmup_replay_days", "poll_interval_s")
+"""Settings under ``detect:`` that the online service reads (``_settings.load_service``)."""
+
+
+def load_config(raw: Mapping[str, Any] | None, *, path: str = "querygate.yaml",
+                problems: Problems = None) -> DetectConfig:
+    """``detect:`` settings over the defaults; unknown names and wrong types are errors.
+
+    Given a list, ``problems`` gathers every error (``check``); without, the first one raises.
+    """
+    known = sorted({f.name for f in fields(DetectConfig)} | set(SERVICE))
     values: dict[str, Any] = {}
     for name, value in (raw or {}).items():
-        if name in ("enabled", "warmup_replay_days", "poll_interval_s"):
-            continue  # read by the online service
-        if name not in known:
-            raise ProjectError(f"detect: unknown setting {name!r}; known: {', '.join(sorted(known))}",
-                               path=path)
-        values[name] = _value(name, value, path)
+        with gathering(problems):
+            if name in SERVICE:
+                continue  # read by the online service
+            if name not in known:
+                hint = did_you_mean(name, known) or f" (known: {', '.join(known)})"
+                raise ProjectError(f"detect: unknown setting {name!r}{hint}", path=path,
+                                   line=line_of(raw, name))
+            values[name] = _value(name, value, path, line_of(raw, name))
     return replace(DetectConfig(), **values)
 
 
-def _value(name: str, value: object, path: str) -> object:
+def _value(name: str, value: object, path: str, line: int | None) -> object:
     if name == "disabled_rules":
-        if not isinstance(value, list) or any(v not in RULES for v in value):
-            raise ProjectError(f"detect.disabled_rules must list rules among {', '.join(RULES)}",
-                               path=path)
+        if not isinstance(value, list):
+            raise ProjectError(f"detect.disabled_rules must be a list of rules, e.g. "
+                               f"[{RULES[0]}] (rules: {', '.join(RULES)})", path=path, line=line)
+        for rule in value:
+            if rule not in RULES:
+                raise ProjectError(f"detect.disabled_rules: {rule!r} is not a rule"
+                                   f"{did_you_mean(rule, RULES)} (rules: {', '.join(RULES)})",
+                                   path=path, line=line)
         return frozenset(value)
     default = getattr(DetectConfig(), name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ProjectError(f"detect.{name} must be a non-negative number", path=path)
+    whole = isinstance(default, int)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+            or (whole and not float(value).is_integer()):
+        kind = "whole number" if whole else "number"
+        raise ProjectError(f"detect.{name} must be a non-negative {kind} (default {default}), "
+                           f"not {value!r}", path=path, line=line)
     return type(default)(value)

@@ -21,11 +21,12 @@ Function limits count each person's calls of that function on their own.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from querygate.errors import ProjectError
+from querygate.project import Problems, did_you_mean, gathering, line_of, unknown_key
 
 if TYPE_CHECKING:
     from querygate.identity import Identity
@@ -40,6 +41,7 @@ KINDS: dict[str, tuple[str, int]] = {
 """Each kind: what it counts and its window (seconds for calls, days for subjects)."""
 
 Kinds = dict[str, int]
+TOP_KEYS = ("mode", "default", "users", "functions")
 
 
 @dataclass(frozen=True)
@@ -88,44 +90,89 @@ class LimitsConfig:
         return found
 
 
-def _kinds(value: object, what: str, where: str) -> Kinds:
+def _kinds(value: object, what: str, where: str, line: int | None,
+           problems: Problems = None) -> Kinds:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise ProjectError(f"{what} must map limit kinds to numbers ({', '.join(KINDS)})",
-                           path=where)
+                           path=where, line=line)
+    kinds: Kinds = {}
     for kind, number in value.items():
-        if kind not in KINDS:
-            raise ProjectError(f"{what}: unknown limit {kind!r}; known: {', '.join(KINDS)}",
-                               path=where)
-        if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
-            raise ProjectError(f"{what}.{kind} must be a positive whole number", path=where)
-    return {str(k): int(v) for k, v in value.items()}
+        at = line_of(value, kind) or line
+        with gathering(problems):
+            if kind not in KINDS:
+                raise ProjectError(f"{what}: unknown limit {kind!r}{did_you_mean(kind, KINDS)} "
+                                   f"(known: {', '.join(KINDS)})", path=where, line=at)
+            if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+                raise ProjectError(f"{what}.{kind} must be a positive whole number, not "
+                                   f"{number!r}", path=where, line=at)
+            kinds[str(kind)] = int(number)
+    return kinds
 
 
-def _table(value: object, what: str, where: str) -> dict[str, Kinds]:
+def _table(value: object, what: str, where: str, line: int | None,
+           problems: Problems = None) -> dict[str, Kinds]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ProjectError(f"{what} must be a mapping", path=where)
-    return {str(k).lower() if "@" in str(k) else str(k): _kinds(v, f"{what}.{k}", where)
-            for k, v in value.items()}
+        raise ProjectError(f"{what} must be a mapping", path=where, line=line)
+    table: dict[str, Kinds] = {}
+    for key, kinds in value.items():
+        name = str(key).lower() if "@" in str(key) else str(key)
+        with gathering(problems):
+            table[name] = _kinds(kinds, f"{what}.{key}", where, line_of(value, key) or line,
+                                 problems)
+    return table
 
 
-def load_limits(project: Any) -> LimitsConfig:
-    """The project's limits, validated (file and message name the wrong key)."""
+def _patterns(functions: Mapping[str, Kinds], raw: object, catalog: Iterable[str], where: str,
+              problems: Problems) -> None:
+    """Every ``limits.functions`` entry counts some function: one that matches none limits nothing."""
+    names = list(catalog)
+    for pattern in functions:
+        with gathering(problems):
+            if not any(fnmatch.fnmatchcase(f, pattern) for f in names):
+                raise ProjectError(f"limits.functions: {pattern!r} matches no function in "
+                                   f"queries/{did_you_mean(pattern, names)}", path=where,
+                                   line=line_of(raw, pattern))
+
+
+def load_limits(project: Any, problems: Problems = None) -> LimitsConfig:
+    """The project's limits, validated (file, line and message name the wrong key).
+
+    Given a list, ``problems`` gathers every error (``check``); without, the first one raises.
+    """
     where = str(project.root / "querygate.yaml")
     top: Mapping[str, Any] = project.section("limits")
-    unknown = set(top) - {"mode", "default", "users", "functions"}
-    if unknown:
-        raise ProjectError(f"limits: unknown key {sorted(unknown)[0]!r}; known: mode, default, "
-                           "users, functions", path=where)
+    for key in top:
+        with gathering(problems):
+            if key not in TOP_KEYS:
+                raise ProjectError(unknown_key("limits", key, TOP_KEYS), path=where,
+                                   line=line_of(top, key))
     mode = top.get("mode", "enforce")
-    if mode not in ("enforce", "warn"):
-        raise ProjectError("limits.mode must be enforce or warn", path=where)
-    roles = {name: _kinds(role.options.get("limits"), f"role {name!r} limits", where)
-             for name, role in project.roles.items()}
-    return LimitsConfig({k: v for k, v in roles.items() if v},
-                        _kinds(top.get("default"), "limits.default", where),
-                        _table(top.get("users"), "limits.users", where),
-                        _table(top.get("functions"), "limits.functions", where), str(mode))
+    with gathering(problems):
+        if mode not in ("enforce", "warn"):
+            raise ProjectError(f"limits.mode must be enforce or warn, not {mode!r}"
+                               f"{did_you_mean(mode, ('enforce', 'warn'))}", path=where,
+                               line=line_of(top, "mode"))
+    specs = project.section("roles")
+    roles: dict[str, Kinds] = {}
+    for name, role in project.roles.items():
+        with gathering(problems):
+            roles[name] = _kinds(role.options.get("limits"), f"role {name!r} limits", where,
+                                 line_of(specs.get(name), "limits"), problems)
+    default: Kinds = {}
+    users: dict[str, Kinds] = {}
+    functions: dict[str, Kinds] = {}
+    with gathering(problems):
+        default = _kinds(top.get("default"), "limits.default", where, line_of(top, "default"),
+                         problems)
+    with gathering(problems):
+        users = _table(top.get("users"), "limits.users", where, line_of(top, "users"), problems)
+    with gathering(problems):
+        functions = _table(top.get("functions"), "limits.functions", where,
+                           line_of(top, "functions"), problems)
+    _patterns(functions, top.get("functions"), project.catalog, where, problems)
+    return LimitsConfig({k: v for k, v in roles.items() if v}, default, users, functions,
+                        str(mode) if mode in ("enforce", "warn") else "enforce")

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from querygate.errors import LimitExceeded, QuerygateError, Unavailable
 from querygate.guards import CallContext, note, small_pool
 from querygate.limits._config import Limit, LimitsConfig, load_limits
-from querygate.project import Project
+from querygate.project import Problems, Project
 
 CLEANUP_EVERY_S = 3600
 
@@ -166,7 +166,7 @@ def _quota(lim: Limit, have: int, new: int) -> str:
             "an admin can raise it under limits in querygate.yaml")
 
 
-def build_limits_guard(project: Project) -> LimitsGuard | None:
-    """The guard, when the project sets any limit."""
-    config = load_limits(project)
+def build_limits_guard(project: Project, problems: Problems = None) -> LimitsGuard | None:
+    """The guard, when the project sets any limit (``problems``: see ``load_limits``)."""
+    config = load_limits(project, problems)
     return LimitsGuard(project, config) if config else None

@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from querygate.catalog import placeholders, to_psycopg
 from querygate.errors import ProjectError
+from querygate.project import Problems, did_you_mean, gathering, line_of, unknown_key
 
 MODES = ("off", "warn", "enforce")
 PARAMETERS = frozenset({"user_id", "user_email", "subject_type", "subject_ids", "reason",
                         "function"})
+CHECK_KEYS = ("subject", "describe", "sql")
+REASON_KEYS = ("pattern", "mode", "functions")
+PURPOSE_KEYS = ("check", "mode", "alert", "functions")
 
 
 @dataclass(frozen=True)
@@ -61,48 +65,94 @@ class Requirement:
         return not self.functions or any(fnmatch.fnmatchcase(function, p) for p in self.functions)
 
 
-def _fail(message: str, where: str) -> ProjectError:
-    return ProjectError(message, path=where)
+@dataclass(frozen=True)
+class _Where:
+    """The file, and the line to name when a value has none of its own."""
+
+    path: str
+    line: int | None = None
+
+    def fail(self, message: str, spec: object = None, key: object = None) -> ProjectError:
+        return ProjectError(message, path=self.path, line=line_of(spec, key) or self.line)
 
 
-def load_checks(raw: Mapping[str, Any], where: str) -> dict[str, Check]:
-    """The ``purpose:`` section: every check with a subject type and SQL using known names."""
+def subject_types(project: Any) -> frozenset[str]:
+    """The subject types the classification declares (``subject:`` and ``subject_ref:``)."""
+    tables = project.classification.tables.values()
+    return frozenset({t.subject for t in tables if t.subject}
+                     | {s for t in tables for s in t.subject_refs})
+
+
+def load_check(name: str, spec: object, subjects: Collection[str], where: _Where) -> Check:
+    """One check of the ``purpose:`` section: a declared subject type and SQL using known names."""
+    what = f"purpose check {name!r}"
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("sql"), str) \
+            or not isinstance(spec.get("subject"), str):
+        raise where.fail(f"{what} needs `subject:` (a subject type such as customer) and `sql:` "
+                         "(returning the subject ids it allows)")
+    for key in spec:
+        if key not in CHECK_KEYS:
+            raise where.fail(unknown_key(what, key, CHECK_KEYS), spec, key)
+    subject = spec["subject"]
+    if subject not in subjects:
+        declared = ", ".join(sorted(subjects)) or "none"
+        raise where.fail(f"{what}: subject {subject!r} is not a subject type any table declares"
+                         f"{did_you_mean(subject, subjects)} (declared: {declared}; a table "
+                         "declares one under classification with subject: or subject_ref:)",
+                         spec, "subject")
+    try:
+        unknown = {p for _, _, p in placeholders(spec["sql"])} - PARAMETERS
+    except ValueError as exc:
+        raise where.fail(f"{what}: {exc}", spec, "sql") from None
+    if unknown:
+        raise where.fail(f"{what} uses :{sorted(unknown)[0]}; the check may use "
+                         f":{', :'.join(sorted(PARAMETERS))}", spec, "sql")
+    describe = spec.get("describe") or f"purpose check {name} must allow it"
+    return Check(str(name), subject, to_psycopg(spec["sql"]), str(describe))
+
+
+def load_checks(raw: Mapping[str, Any], subjects: Collection[str], where: str,
+                problems: Problems = None) -> dict[str, Check]:
+    """The ``purpose:`` section: every check that is valid."""
     checks: dict[str, Check] = {}
     for name, spec in raw.items():
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("sql"), str) \
-                or not isinstance(spec.get("subject"), str):
-            raise _fail(f"purpose check {name!r} needs `subject:` (a subject type such as "
-                        "customer) and `sql:` (returning the subject ids it allows)", where)
-        unknown = {p for _, _, p in placeholders(spec["sql"])} - PARAMETERS
-        if unknown:
-            raise _fail(f"purpose check {name!r} uses :{sorted(unknown)[0]}; the check may use "
-                        f":{', :'.join(sorted(PARAMETERS))}", where)
-        describe = spec.get("describe") or f"purpose check {name} must allow it"
-        checks[str(name)] = Check(str(name), spec["subject"], to_psycopg(spec["sql"]),
-                                  str(describe))
+        with gathering(problems):
+            checks[str(name)] = load_check(str(name), spec, subjects, _Where(where,
+                                                                            line_of(raw, name)))
     return checks
 
 
-def _mode(value: object, what: str, where: str) -> str:
+def _mode(spec: Mapping[str, Any], what: str, where: _Where) -> str:
+    value = spec.get("mode", "enforce")
     if value not in MODES:
-        raise _fail(f"{what}: mode must be one of {', '.join(MODES)}", where)
+        raise where.fail(f"{what}: mode must be one of {', '.join(MODES)}, not {value!r}"
+                         f"{did_you_mean(value, MODES)}", spec, "mode")
     return str(value)
 
 
-def _functions(value: object, what: str, where: str) -> tuple[str, ...]:
+def _functions(spec: Mapping[str, Any], what: str, where: _Where) -> tuple[str, ...]:
+    value = spec.get("functions")
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(f"{what}: functions must be a list of names or patterns", where)
+        raise where.fail(f"{what}: functions must be a list of names or patterns", spec,
+                         "functions")
     return tuple(value)
 
 
-def reason_requirement(role: str, value: object, where: str) -> Requirement | None:
+def _known(spec: Mapping[str, Any], keys: tuple[str, ...], what: str, where: _Where) -> None:
+    for key in spec:
+        if key not in keys:
+            raise where.fail(unknown_key(what, key, keys), spec, key)
+
+
+def reason_requirement(role: str, value: object, where: _Where) -> Requirement | None:
     """A role's ``requires_reason``: true, a pattern, or {pattern, mode, functions}."""
     what = f"role {role!r} requires_reason"
     if value is None or value is False:
         return None
     spec: Mapping[str, Any] = value if isinstance(value, Mapping) else {"pattern": value}
+    _known(spec, REASON_KEYS, what, where)
     pattern = spec.get("pattern", True)
     if pattern is True:
         compiled = None
@@ -110,53 +160,76 @@ def reason_requirement(role: str, value: object, where: str) -> Requirement | No
         try:
             compiled = re.compile(pattern)
         except re.error as exc:
-            raise _fail(f"{what}: {pattern!r} is not a regular expression ({exc})", where) from None
+            raise where.fail(f"{what}: {pattern!r} is not a regular expression ({exc}); write "
+                             "one such as ^TICKET-[0-9]+$, with \\ before ( [ + * ? to match them "
+                             "as they are",
+                             spec, "pattern") from None
     else:
-        raise _fail(f"{what} must be true, a pattern, or {{pattern, mode, functions}}", where)
-    return Requirement(role, _mode(spec.get("mode", "enforce"), what, where),
-                       _functions(spec.get("functions"), what, where), pattern=compiled)
+        raise where.fail(f"{what} must be true, a pattern, or {{pattern, mode, functions}}")
+    return Requirement(role, _mode(spec, what, where), _functions(spec, what, where),
+                       pattern=compiled)
 
 
-def purpose_requirement(role: str, value: object, checks: Mapping[str, Check],
-                        where: str) -> Requirement | None:
+def purpose_requirement(role: str, value: object, declared: Collection[str],
+                        where: _Where) -> Requirement | None:
     """A role's ``purpose``: a check's name, or {check, mode, functions, alert}."""
     what = f"role {role!r} purpose"
     if value is None:
         return None
     spec: Mapping[str, Any] = value if isinstance(value, Mapping) else {"check": value}
+    _known(spec, PURPOSE_KEYS, what, where)
     check = spec.get("check")
-    if check not in checks:
-        known = ", ".join(sorted(checks)) or "none; declare them under a top-level purpose:"
-        raise _fail(f"{what} names check {check!r}, which is not declared (checks: {known})",
-                    where)
+    if not isinstance(check, str) or check not in declared:
+        known = ", ".join(sorted(declared)) or "none; declare them under a top-level purpose:"
+        raise where.fail(f"{what} names check {check!r}, which is not declared"
+                         f"{did_you_mean(check, declared)} (checks: {known})", spec, "check")
     alert = spec.get("alert", "pattern")
     if alert not in ("each", "pattern"):
-        raise _fail(f"{what}: alert must be `each` (every call outside its purpose) or "
-                    "`pattern` (the detector's rules decide)", where)
-    return Requirement(role, _mode(spec.get("mode", "enforce"), what, where),
-                       _functions(spec.get("functions"), what, where), check=str(check),
-                       alert_each=alert == "each")
+        raise where.fail(f"{what}: alert must be `each` (every call outside its purpose) or "
+                         "`pattern` (the detector's rules decide)", spec, "alert")
+    return Requirement(role, _mode(spec, what, where), _functions(spec, what, where),
+                       check=str(check), alert_each=alert == "each")
 
 
-def load_requirements(project: Any) -> tuple[dict[str, Check], dict[str, Requirement],
-                                             dict[str, Requirement]]:
-    """Every check and every role's reason and purpose requirements, validated."""
+def _covered(project: Any, role: Any, requirement: Requirement, what: str, where: _Where,
+             problems: Problems) -> None:
+    """Every ``functions:`` entry names a function, and one the role grants."""
+    for pattern in requirement.functions:
+        if role.grants(pattern) is not None or any(
+                fnmatch.fnmatchcase(f, pattern) and role.grants(f) for f in project.catalog):
+            continue
+        with gathering(problems):
+            if not any(fnmatch.fnmatchcase(f, pattern) for f in project.catalog):
+                raise where.fail(f"{what}: functions names {pattern!r}, which matches no "
+                                 f"function in queries/{did_you_mean(pattern, project.catalog)}")
+            raise where.fail(f"{what}: functions names {pattern!r}, which matches no function "
+                             f"the role grants (role {role.name!r} grants: "
+                             f"{', '.join(role.functions)}); grant it under the role's "
+                             "functions:, or leave it out here")
+
+
+def load_requirements(project: Any, problems: Problems = None) -> tuple[
+        dict[str, Check], dict[str, Requirement], dict[str, Requirement]]:
+    """Every check and every role's reason and purpose requirements, validated.
+
+    Given a list, ``problems`` gathers every error (``check``); without, the first one raises.
+    """
     where = str(project.root / "querygate.yaml")
-    checks = load_checks(project.section("purpose"), where)
+    section = project.section("purpose")
+    checks = load_checks(section, subject_types(project), where, problems)
     reasons: dict[str, Requirement] = {}
     purposes: dict[str, Requirement] = {}
+    specs = project.section("roles")
     for name, role in project.roles.items():
-        reason = reason_requirement(name, role.options.get("requires_reason"), where)
-        purpose = purpose_requirement(name, role.options.get("purpose"), checks, where)
-        for requirement in (reason, purpose):
-            for pattern in requirement.functions if requirement else ():
-                if role.grants(pattern) is None and not any(
-                        fnmatch.fnmatchcase(f, pattern) and role.grants(f)
-                        for f in project.catalog):
-                    raise _fail(f"role {name!r}: {pattern!r} under requires_reason or purpose "
-                                "matches no function the role grants", where)
-        if reason:
-            reasons[name] = reason
-        if purpose:
-            purposes[name] = purpose
+        for key, table in (("requires_reason", reasons), ("purpose", purposes)):
+            at = _Where(where, line_of(specs.get(name), key))
+            value = role.options.get(key)
+            with gathering(problems):
+                requirement = reason_requirement(name, value, at) if key == "requires_reason" \
+                    else purpose_requirement(name, value, section, at)
+                if requirement is not None:
+                    table[name] = requirement
+            if name in table:
+                listed = _Where(where, line_of(value, "functions") or at.line)
+                _covered(project, role, table[name], f"role {name!r} {key}", listed, problems)
     return checks, reasons, purposes

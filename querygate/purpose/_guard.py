@@ -123,9 +123,8 @@ class PurposeGuard:
             async with self.pool.connection(timeout=self.project.settings.pool_timeout_s) as conn:
                 for check in checks:
                     ids = [i for t, i in relevant if t == check.subject]
-                    params = {"user_id": user_id, "user_email": user_email,
-                              "subject_type": check.subject, "subject_ids": ids,
-                              "reason": call.reason, "function": call.function.name}
+                    params = bindings(check, user_id, user_email, ids, call.reason,
+                                      call.function.name)
                     async with conn.transaction():
                         cur = await conn.execute(check.sql, params)
                         rows = await cur.fetchall()
@@ -136,6 +135,33 @@ class PurposeGuard:
         except psycopg.Error as exc:
             raise execute.upstream_error(exc) from None
         return allowed
+
+
+def bindings(check: Check, user_id: str, user_email: str, subject_ids: list[str],
+             reason: str | None, function: str) -> dict[str, object]:
+    """The values a check's SQL is run with: always bound, never formatted into it."""
+    return {"user_id": user_id, "user_email": user_email, "subject_type": check.subject,
+            "subject_ids": subject_ids, "reason": reason, "function": function}
+
+
+async def prepare_check(conn: psycopg.AsyncConnection[Any], check: Check) -> str | None:
+    """Why PostgreSQL could not run ``check`` as the guard runs it, or None.
+
+    The SQL is planned with values of the types the guard binds, in a read-only
+    transaction that is rolled back; no row is read.
+    """
+    params = bindings(check, "usr_check", "check@querygate.invalid", ["0"], "check", "check")
+    try:
+        async with conn.transaction(force_rollback=True), conn.cursor() as cur:
+            await cur.execute("SET TRANSACTION READ ONLY")
+            await cur.execute(f"SELECT * FROM ({check.sql}) AS querygate_purpose LIMIT 0", params)
+            width = len(cur.description or ())
+    except psycopg.Error as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"PostgreSQL cannot prepare its sql (SQLSTATE {exc.sqlstate}): {first}"
+    if not width:
+        return "its sql returns no column; it must return the subject ids it allows"
+    return None
 
 
 def _weakest(required: list[Requirement]) -> str:
