@@ -1,9 +1,11 @@
-"""Verifying exported JSONL on its own: archived months stay checkable without the database.
+"""Verifying exported files on their own: archived months stay checkable without the database.
 
-Each exported line carries the exact values that were hashed (``occurred_at_us``,
-``duration_us``, ``policy_version``) and its place in the chain, so the chain can be recomputed
-from files alone. Several files (say, consecutive months) are merged by ``seq``. A signed
-checkpoint whose size falls inside the files vouches for every event up to it.
+Export files are JSONL or Parquet (``_parquet``; told apart by their first bytes), and a
+Parquet file reads back as the same lines. Each exported line carries the exact values that
+were hashed (``occurred_at_us``, ``duration_us``, ``policy_version``) and its place in the
+chain, so the chain can be recomputed from files alone. Several files (say, consecutive months,
+in either form) are merged by ``seq``. A signed checkpoint whose size falls inside the files
+vouches for every event up to it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import orjson
 
 from querygate.audit._checkpoint import Checkpoint
 from querygate.audit._event import GENESIS, link
+from querygate.audit._parquet import is_parquet, read_parquet
 from querygate.audit._read import StoredEvent
 from querygate.audit._verify import Verification
 
@@ -32,9 +35,15 @@ def read_lines(path: Path) -> Iterator[dict[str, Any]]:
                     raise ValueError(f"{path.name}:{number} is not a JSON line") from None
 
 
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """The events of one export file, JSONL or Parquet, in file order."""
+    return read_parquet(path) if is_parquet(path) else read_lines(path)
+
+
 def merged(paths: Sequence[Path]) -> Iterator[dict[str, Any]]:
-    """The events of several export files, merged into one sequence order."""
-    return heapq.merge(*(read_lines(p) for p in paths), key=lambda e: int(e["seq"]))
+    """The events of several export files (JSONL, Parquet or both), merged into one sequence
+    order."""
+    return heapq.merge(*(read_events(p) for p in paths), key=lambda e: int(e["seq"]))
 
 
 def _problem(stored: StoredEvent, expected: int, prev: bytes | None) -> str | None:

@@ -144,14 +144,24 @@ async def read_head(conn: psycopg.AsyncConnection[Any]) -> tuple[str, int, str]:
     return str(row[0]), int(row[1]), bytes(row[2]).hex()
 
 
+def file_name(checkpoint: Checkpoint) -> str:
+    """``checkpoint-<size>-<time>.json``: names sort by size, then time."""
+    stamp = checkpoint.time.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"checkpoint-{checkpoint.size:012d}-{stamp}.json"
+
+
+def encode(checkpoint: Checkpoint) -> bytes:
+    """The bytes of a checkpoint file (and of an S3 checkpoint object)."""
+    return orjson.dumps(checkpoint.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+
+
 def write_file(folder: Path, checkpoint: Checkpoint) -> Path:
     """Write a checkpoint durably (temporary file, fsync, rename); return its path."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = checkpoint.time.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = folder / f"checkpoint-{checkpoint.size:012d}-{stamp}.json"
+    path = folder / file_name(checkpoint)
     temporary = path.with_suffix(".tmp")
     with open(temporary, "wb") as out:
-        out.write(orjson.dumps(checkpoint.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+        out.write(encode(checkpoint))
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
@@ -166,16 +176,26 @@ async def write_checkpoint(conn: psycopg.AsyncConnection[Any], key: Ed25519Priva
     return dataclasses.replace(checkpoint, path=write_file(folder, checkpoint))
 
 
+def decode(data: bytes, where: Path) -> Checkpoint:
+    """A checkpoint from its bytes; ``where`` names it in messages (a file, or an S3 key)."""
+    try:
+        found = orjson.loads(data)
+        when = dt.datetime.strptime(found["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        return Checkpoint(str(found["log_id"]), int(found["size"]), str(found["head_hash"]), when,
+                          str(found["key_id"]), str(found["signature"]), where)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where.name} is not a readable checkpoint ({type(exc).__name__})"
+                              ) from None
+
+
 def read_file(path: Path) -> Checkpoint:
     """One checkpoint file; CheckpointError when it is not one."""
     try:
-        data = orjson.loads(path.read_bytes())
-        when = dt.datetime.strptime(data["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-        return Checkpoint(str(data["log_id"]), int(data["size"]), str(data["head_hash"]), when,
-                          str(data["key_id"]), str(data["signature"]), path)
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise CheckpointError(f"{path.name} is not a readable checkpoint ({type(exc).__name__})"
                               ) from None
+    return decode(data, path)
 
 
 def read_folder(folder: Path) -> list[Checkpoint]:

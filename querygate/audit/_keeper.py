@@ -1,8 +1,10 @@
 """The ``checkpoints:`` settings, and the loop that writes a checkpoint every N seconds.
 
 ``CheckpointLoop`` runs inside the gateway process: every ``every_s`` seconds it signs the log's
-head (when it moved) and makes the month partitions ahead of time. ``audit verify`` reads the
-same folder and public key to check the log against what was signed.
+head (when it moved) and makes the month partitions ahead of time. Each checkpoint goes to the
+folder and, when ``checkpoints.s3`` is set, also to an object-locked bucket; an upload that
+fails is logged, counted and retried on the next tick. ``audit verify`` reads both (``stored``)
+and the public key to check the log against what was signed.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from querygate.audit._checkpoint import (
     CheckpointError,
     load_private_key,
     load_public_key,
+    read_folder,
     write_checkpoint,
 )
+from querygate.audit._s3 import S3Config, S3Sink, Upload, parse_s3
 from querygate.project import Project, resolve_secret
 
 log = logging.getLogger("querygate.audit")
@@ -40,6 +44,8 @@ CHECKPOINT_SETTINGS: tuple[tuple[str, object, str], ...] = (
     ("every_s", 300, "Seconds between checkpoints written by `querygate serve`; 0 turns the "
                      "periodic checkpoint off."),
     ("partitions_ahead", 3, "Months of empty partitions the gateway keeps made ahead."),
+    ("s3", None, "An S3-compatible bucket with object lock that receives every checkpoint as "
+                 "well as the folder (see the `s3.*` settings); `audit verify` reads both."),
 )
 
 
@@ -50,6 +56,7 @@ class CheckpointConfig:
     public_key: str | None = None
     every_s: float = 300
     partitions_ahead: int = 3
+    s3: S3Config | None = None
 
     @classmethod
     def from_project(cls, project: Project) -> CheckpointConfig:
@@ -69,6 +76,23 @@ class CheckpointConfig:
         if self.private_key is not None:
             return self.signing_key().public_key()
         return None
+
+    def open_sink(self) -> S3Sink | None:
+        """The S3 sink, its bucket checked for object lock; None without ``checkpoints.s3``."""
+        return S3Sink.connect(self.s3) if self.s3 is not None else None
+
+    def stored(self) -> list[Checkpoint]:
+        """Every checkpoint in the folder and (when configured) in S3, once each, oldest first."""
+        return self.with_bucket(read_folder(self.folder))
+
+    def with_bucket(self, found: list[Checkpoint]) -> list[Checkpoint]:
+        """``found`` and every checkpoint version in S3 (when configured), once each, oldest
+        first: a checkpoint missing from either place is still checked. Versions that hold
+        the bytes of one in ``found`` are not downloaded again."""
+        if self.s3 is not None:
+            found = found + S3Sink.connect(self.s3).read_all(have=found)
+        unique = {(c.log_id, c.size, c.head_hash, c.time, c.key_id, c.signature): c for c in found}
+        return sorted(unique.values(), key=lambda c: (c.time, c.size))
 
 
 def _parse(raw: Mapping[str, Any], root: Path) -> CheckpointConfig:
@@ -92,8 +116,9 @@ def _parse(raw: Mapping[str, Any], root: Path) -> CheckpointConfig:
                             line=None)
     if public and (root / public).is_file():
         public = str((root / public).resolve())
-    return CheckpointConfig(path("folder") or (root / "checkpoints").resolve(), path("private_key"), public,
-                            float(every), int(ahead))
+    s3 = parse_s3(raw["s3"], where) if raw.get("s3") is not None else None
+    return CheckpointConfig(path("folder") or (root / "checkpoints").resolve(), path("private_key"),
+                            public, float(every), int(ahead), s3)
 
 
 class CheckpointLoop:
@@ -107,7 +132,11 @@ class CheckpointLoop:
         self.pool = pool
         self.config = config
         self.key = config.signing_key()
+        self.sink = config.open_sink()  # refuses a bucket without object lock, at startup
         self.last: Checkpoint | None = None
+        self.pending: list[Checkpoint] = []  # signed, not yet in S3, oldest first
+        self.uploaded = 0
+        self.upload_failures = 0
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -119,7 +148,35 @@ class CheckpointLoop:
         return cls(pool, config)
 
     async def tick(self) -> Checkpoint | None:
-        """Make partitions ahead; sign the head if it moved since the last checkpoint."""
+        """Make partitions ahead; sign the head if it moved since the last checkpoint; upload
+        to S3 what it has not taken yet."""
+        written = await self._sign()
+        if written is not None and self.sink is not None:
+            self.pending.append(written)
+        await self.upload_pending()
+        return written
+
+    async def upload_pending(self) -> list[Upload]:
+        """PUT the waiting checkpoints in order; the first failure is logged and counted, and
+        it and those after it wait for the next tick."""
+        done: list[Upload] = []
+        while self.sink is not None and self.pending:
+            try:
+                done.append(await asyncio.to_thread(self.sink.put, self.pending[0]))
+            except CheckpointError as exc:
+                self.upload_failures += 1
+                log.error("checkpoint of %d events not uploaded (%s); %d waiting, %d failures so "
+                          "far; retried next tick", self.pending[0].size, exc.message,
+                          len(self.pending), self.upload_failures)
+                break
+            self.pending.pop(0)
+            self.uploaded += 1
+        if done and self.upload_failures and not self.pending:
+            log.warning("checkpoint uploads resumed: %d uploaded now, after %d failures",
+                        len(done), self.upload_failures)
+        return done
+
+    async def _sign(self) -> Checkpoint | None:
         async with self.pool.connection() as conn:
             await conn.execute("SELECT querygate.audit_ensure_partitions(%s)",
                                (self.config.partitions_ahead,))

@@ -202,11 +202,14 @@ async def verify(conn: psycopg.AsyncConnection[Any], *, batch: int = 5000,
 
 async def verify_log(conn: psycopg.AsyncConnection[Any], config: CheckpointConfig | None, *,
                      from_checkpoint: bool = False) -> Verification:
-    """``audit verify``: the checkpoints in ``config.folder`` first (signatures, no shrinking, no
-    fork), then the chain against them; ``from_checkpoint`` walks only what follows the newest
-    checkpoint the log still matches."""
+    """``audit verify``: the checkpoints in ``config.folder`` and, when ``checkpoints.s3`` is
+    set, every version in the bucket first (signatures, no shrinking, no fork), then the chain
+    against them; ``from_checkpoint`` walks only what follows the newest checkpoint the log
+    still matches."""
     public = config.verify_key() if config is not None else None
     found = read_folder(config.folder) if config is not None else []
+    if config is not None and config.s3 is not None:
+        found = await asyncio.to_thread(config.with_bucket, found)
     if found and public is None:
         return Verification(False, 0, 0, "", None, "checkpoint files exist but no public key is "
                             "configured (set checkpoints.public_key)", len(found))

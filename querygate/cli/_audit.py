@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 import orjson
@@ -13,6 +16,8 @@ import psycopg
 from querygate import audit
 from querygate.audit import CheckpointConfig, StoredEvent, Verification
 from querygate.audit._archive import merged, verify_export
+from querygate.audit._parquet import ParquetWriter
+from querygate.audit._s3 import S3Sink
 from querygate.cli._common import (
     command_help,
     fail,
@@ -162,21 +167,14 @@ def _report(result: Verification, what: str) -> None:
 @click.option("--from-checkpoint", is_flag=True,
               help="Walk only the events after the newest checkpoint the log still matches.")
 @click.option("--export", "files", multiple=True, type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="A JSONL export file to verify (repeat for several months).")
+              path_type=Path), help="An export file to verify, JSONL or Parquet (repeat for "
+              "several months; the two forms mix).")
 @project_option
 def verify(from_checkpoint: bool, files: tuple[Path, ...], project_dir: Path) -> None:
     project = load(project_dir)
     config = checkpoint_config(project)
     if files:
-        public = config.verify_key()
-        signed = [c for c in audit.read_folder(config.folder)
-                  if public is not None and audit.signature_ok(c, public)]
-        try:
-            result = verify_export(merged(list(files)), signed)
-        except ValueError as exc:
-            fail(str(exc))
-            raise
-        _report(result, "exported events")
+        _report(_verify_files(config, files), "exported events")
         return
 
     async def work(conn: psycopg.AsyncConnection[Any]) -> Verification:
@@ -185,16 +183,30 @@ def verify(from_checkpoint: bool, files: tuple[Path, ...], project_dir: Path) ->
     _report(with_connection(_store_url(project_dir), work), "events")
 
 
+def _verify_files(config: CheckpointConfig, files: tuple[Path, ...]) -> Verification:
+    """Exported files against the checkpoints (folder and S3) whose signatures hold."""
+    try:
+        public = config.verify_key()
+        signed = [c for c in config.stored() if public is not None and audit.signature_ok(c, public)]
+        return verify_export(merged(list(files)), signed)
+    except QuerygateError as exc:
+        fail(exc.message)
+        raise
+    except ValueError as exc:
+        fail(str(exc))
+        raise
+
+
 @audit_group.command("checkpoint", help=command_help(
     "Sign the log's current head (size and hash) with the checkpoint key and write it to the "
-    "checkpoint folder, outside the database.",
+    "checkpoint folder, outside the database, and to the S3 bucket when checkpoints.s3 is set.",
     "querygate audit checkpoint"))
 @project_option
 def checkpoint(project_dir: Path) -> None:
     project = load(project_dir)
     config = checkpoint_config(project)
     try:
-        key = config.signing_key()
+        key, sink = config.signing_key(), config.open_sink()
     except QuerygateError as exc:
         fail(exc.message)
         raise
@@ -206,6 +218,18 @@ def checkpoint(project_dir: Path) -> None:
     click.echo(f"checkpoint: {written.size} events, head {written.head_hash}, "
                f"signed by key {written.key_id}")
     click.echo(f"written to {written.path}")
+    if sink is not None:
+        _upload(sink, written)
+
+
+def _upload(sink: S3Sink, written: audit.Checkpoint) -> None:
+    try:
+        stored = sink.put(written)
+    except QuerygateError as exc:
+        fail(f"{exc.message} (the file was written; run `querygate audit checkpoint` again)")
+        raise
+    click.echo(f"uploaded to {stored.url} (version {stored.version_id}), locked "
+               f"{stored.mode} until {stored.retain_until:%Y-%m-%d %H:%M:%S}Z")
 
 
 @audit_group.command("keygen", help=command_help(
@@ -228,24 +252,52 @@ def keygen(out: Path) -> None:
 
 
 @audit_group.command("export", help=command_help(
-    "Events in sequence order as JSONL (the backtest input), all of them or one period's. "
-    "Exported files verify on their own with `audit verify --export`.",
+    "Events in sequence order as JSONL (the backtest input) or Parquet, all of them or one "
+    "period's. Exported files verify on their own with `audit verify --export`.",
     "querygate audit export --from 2026-03-01 --to 2026-04-01 > 2026-03.jsonl"))
-@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl",
+              show_default=True, help="parquet needs --out.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output (required for parquet).")
 @_from
 @_to
 @project_option
-def export(fmt: str, since: str | None, until: str | None, project_dir: Path) -> None:
+def export(fmt: str, out: Path | None, since: str | None, until: str | None,
+           project_dir: Path) -> None:
     start = parse_moment(since, option="--from")
     end = parse_moment(until, option="--to")
+    if fmt == "parquet" and out is None:
+        fail("--format parquet writes a file: add --out FILE (e.g. --out 2026-03.parquet)")
+    events = partial(audit.export, since=start, until=end)
+    url = _store_url(project_dir)
+    if fmt == "parquet" and out is not None:
+        count, groups = with_connection(url, partial(_to_parquet, events, out))
+        click.echo(f"exported {count} events to {out} ({groups} row group"
+                   f"{'' if groups == 1 else 's'})", err=True)
+        return
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(out.open("w", encoding="utf-8")) if out else sys.stdout
+        count = with_connection(url, partial(_to_jsonl, events, sink))
+    click.echo(f"exported {count} events" + (f" to {out}" if out else ""), err=True)
 
-    async def work(conn: psycopg.AsyncConnection[Any]) -> int:
-        count = 0
-        async for event in audit.export(conn, since=start, until=end):
-            sys.stdout.write(orjson.dumps(event).decode() + "\n")
-            count += 1
-        return count
 
-    count = with_connection(_store_url(project_dir), work)
-    click.echo(f"exported {count} events", err=True)
+_Events = Callable[[psycopg.AsyncConnection[Any]], AsyncIterator[dict[str, Any]]]
+
+
+async def _to_jsonl(events: _Events, sink: TextIO, conn: psycopg.AsyncConnection[Any]) -> int:
+    count = 0
+    async for event in events(conn):
+        sink.write(orjson.dumps(event).decode() + "\n")
+        count += 1
+    return count
+
+
+async def _to_parquet(events: _Events, out: Path,
+                      conn: psycopg.AsyncConnection[Any]) -> tuple[int, int]:
+    try:
+        with ParquetWriter(out) as writer:
+            async for event in events(conn):
+                writer.add(event)
+    except (ValueError, OSError) as exc:
+        fail(f"cannot write {out}: {exc}")
+    return writer.count, writer.groups
