@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import orjson
 import psycopg
-from psycopg.types.json import Jsonb, set_json_dumps
+from psycopg.types.json import Json, set_json_dumps
 
 from querygate.audit import AuditEvent, link
 from querygate.setup import setup_database
@@ -106,10 +106,10 @@ def load_batch(conn: psycopg.Connection[object], batch: list[AuditEvent], seq: i
                 digest = link(prev, seq, content_hash)
                 copy.write_row((
                     seq, event.event_id, event.occurred_at, event.actor_id, event.actor_email,
-                    list(event.actor_roles), event.function_name, Jsonb(content["parameters"]),
+                    list(event.actor_roles), event.function_name, Json(content["parameters"]),
                     event.decision, event.reason, event.error_code, event.rows_returned,
-                    Jsonb(content["fields"]), Jsonb(content["subjects"]), event.client_addr,
-                    event.duration_us, Jsonb(content["context"]), event.policy_version,
+                    Json(content["fields"]), Json(content["subjects"]), event.client_addr,
+                    event.duration_us, Json(content["context"]), event.policy_version,
                     content_hash, prev, digest))
                 subject_rows += [(t, i, event.occurred_at, seq) for t, i in dict.fromkeys(event.subjects)]
                 prev = digest
@@ -139,7 +139,8 @@ def main() -> None:
     starts = month_starts(args.months, end)
     started = time.monotonic()
     with psycopg.connect(args.url) as conn:
-        set_json_dumps(orjson.dumps, conn)
+        # the documents' canonical text, as the gateway writes it (json keeps it verbatim)
+        set_json_dumps(lambda value: orjson.dumps(value, option=orjson.OPT_SORT_KEYS), conn)
         conn.execute("SET synchronous_commit = off")
         seq, prev = prepare(conn, starts)
         if seq:

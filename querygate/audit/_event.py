@@ -107,14 +107,19 @@ def canonical(content: Mapping[str, Any]) -> bytes:
     together); integers past 64 bits, which orjson refuses, go through the standard library.
     """
     _check(dict(content))
+    return encode(content)
+
+
+def encode(value: object) -> bytes:
+    """Canonical bytes of any JSON value (sorted keys, compact, UTF-8), unchecked."""
     try:
-        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
-        return _reference(content)
+        return _reference(value)
 
 
-def _reference(content: Mapping[str, Any]) -> bytes:
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+def _reference(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
 
 

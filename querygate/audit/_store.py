@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from querygate.audit._event import AuditEvent, canonical
+from querygate.audit._event import AuditEvent, canonical, encode
 from querygate.errors import AuditUnavailable
 
 
@@ -31,14 +31,20 @@ class Receipt:
 
 _APPEND = """
 SELECT seq, hash FROM querygate.audit_append(
-    %b::uuid[], %b::timestamptz[], %b::text[], %b::text[], %b::jsonb[], %b::text[], %b::jsonb[],
-    %b::text[], %b::text[], %b::text[], %b::integer[], %b::jsonb[], %b::jsonb[], %b::text[],
-    %b::bigint[], %b::jsonb[], %b::text[], %b::bytea[])
+    %b::uuid[], %b::timestamptz[], %b::text[], %b::text[], %b::jsonb[], %b::text[], %b::json[],
+    %b::text[], %b::text[], %b::text[], %b::integer[], %b::json[], %b::json[], %b::text[],
+    %b::bigint[], %b::json[], %b::text[], %b::bytea[])
 """
 
 
 def _json(value: object) -> Jsonb:
     return Jsonb(value, dumps=_dumps)
+
+
+def _document(value: object) -> Json:
+    """A hashed document (parameters, fields, subjects, context) in its canonical text, which
+    the ``json`` column keeps as given: the server then renders the hashed bytes themselves."""
+    return Json(value, dumps=lambda v: encode(v).decode())
 
 
 def _dumps(value: object) -> str:
@@ -56,10 +62,10 @@ def _columns(events: list[AuditEvent]) -> list[list[Any]]:
         content = event.content()
         values = (
             event.event_id, event.occurred_at, event.actor_id, event.actor_email,
-            _json(content["actor_roles"]), event.function_name, _json(content["parameters"]),
+            _json(content["actor_roles"]), event.function_name, _document(content["parameters"]),
             event.decision, event.reason, event.error_code, event.rows_returned,
-            _json(content["fields"]), _json(content["subjects"]), event.client_addr,
-            event.duration_us, _json(content["context"]), event.policy_version,
+            _document(content["fields"]), _document(content["subjects"]), event.client_addr,
+            event.duration_us, _document(content["context"]), event.policy_version,
             hashlib.sha256(canonical(content)).digest(),
         )
         for column, value in zip(columns, values, strict=True):

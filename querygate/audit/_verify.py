@@ -1,42 +1,80 @@
 """``audit verify``: recompute the chain and name the first event that does not hold.
 
 The walk streams, in sequence order, each event's place in the chain and its content as the
-server renders it in JSON; the content is re-encoded canonically here (sorted keys, compact) and
-hashed. An event whose fast re-encoding does not match is read again in full and checked by the
-reference path (``AuditEvent.content_hash``) before it is called bad, so the fast path can only
-be slower, never wrong. Signed checkpoints (``_checkpoint``) are checked against the walk.
+server renders it in JSON from the row's columns. The columns are rendered in sorted key order
+and the four hashed documents are stored (``json``) in the canonical text that was hashed, so
+for an event written by this version the rendering *is* the canonical encoding and is hashed as
+it arrives. Anything else (an older store's ``jsonb``, a string the server escapes differently)
+is parsed and re-encoded canonically here; content that still does not match is read again in
+full and checked by the reference path (``AuditEvent.content_hash``) before it is called bad, so
+the fast paths can only be slower, never wrong. An edit to any column changes the rendering.
+Signed checkpoints (``_checkpoint``) are checked against the walk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+import sys
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 
 from querygate.audit._checkpoint import Checkpoint, read_folder, read_head, review
 from querygate.audit._event import ENCODING_VERSION, GENESIS, link
 from querygate.audit._keeper import CheckpointConfig
 from querygate.audit._read import COLUMNS, StoredEvent
 
-BATCH = 10_000  # events per fetch
+BATCH = 2_000  # events per fetch: small, so the server renders the next while these are hashed
+AHEAD = 4  # fetches queued at once
+SWITCH_S = 0.0005  # the interpreter's switch interval during the walk
 
-# Each event's content as JSON, rendered by the server from the row's columns (row_to_json of
-# a lateral row costs the server about half what json_build_object does). It is parsed and
-# re-encoded canonically here, so the server's key order and spacing do not matter.
-_CONTENT = f"""LATERAL (SELECT {ENCODING_VERSION} AS v, e.event_id,
-    to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
-    e.actor_id, e.actor_email, e.actor_roles, e.function_name, e.parameters, e.decision,
-    e.reason, e.error_code, e.rows_returned, e.fields, e.subjects, e.client_addr, e.duration_us,
-    e.context, e.policy_version) AS c"""
+# The hashed fields in canonical (sorted) key order, and how the server renders each as JSON:
+# text through to_json (which escapes it), the stored documents verbatim, numbers as they are.
+_FIELDS = (("actor_email", "text"), ("actor_id", "text"), ("actor_roles", "array"),
+           ("client_addr", "text"), ("context", "document"), ("decision", "text"),
+           ("duration_us", "number"), ("error_code", "text"), ("event_id", "quoted"),
+           ("fields", "document"), ("function_name", "text"), ("occurred_at", "time"),
+           ("parameters", "document"), ("policy_version", "text"), ("reason", "text"),
+           ("rows_returned", "number"), ("subjects", "document"), ("v", "version"))
+_RENDER = {
+    "text": "coalesce(to_json(e.{0})::text, 'null')",
+    "array": "array_to_json(e.{0})::text",
+    "document": "e.{0}::text",
+    "number": "e.{0}::text",
+    "quoted": "'\"' || e.{0} || '\"'",
+    "time": """'"' || to_char(e.{0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'""",
+    "version": f"'{ENCODING_VERSION}'",
+}
 
 
-_WALK = (f"SELECT e.seq, e.content_hash, e.prev_hash, e.hash, row_to_json(c)::text "
-         f"FROM querygate.audit_events e, {_CONTENT} WHERE e.seq > %s ORDER BY e.seq")
+def _content_sql() -> str:
+    """One string concatenation: cheaper for the server than row_to_json, which looks each
+    column's type up again for every row. A NULL where none belongs renders as '' (doubtful)."""
+    parts = [f"'{{\"{name}\":' || {_RENDER[kind].format(name)}" if i == 0
+             else f"',\"{name}\":' || {_RENDER[kind].format(name)}"
+             for i, (name, kind) in enumerate(_FIELDS)]
+    return "coalesce(" + " || ".join(parts) + " || '}', '')"
+
+
+_WALK = (f"SELECT e.seq, e.content_hash, e.prev_hash, e.hash, {_content_sql()} "
+         f"FROM querygate.audit_events e WHERE e.seq > %s ORDER BY e.seq")
+
+
+class _Bytes(Loader):
+    """The rendered content as the server's UTF-8 bytes: hashed as is, never decoded."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
 
 
 @dataclass(frozen=True)
@@ -87,9 +125,9 @@ async def _reference_ok(conn: psycopg.AsyncConnection[Any], seq: int) -> bool:
 
 def _check_rows(walk: _Walk, rows: list[tuple[Any, ...]]) -> None:
     """Check a batch in order, stopping at the first place in the chain that does not hold;
-    content the fast path cannot confirm is noted for the reference path. (The hot loop of
+    content the fast paths cannot confirm is noted for the reference path. (The hot loop of
     ``audit verify``: written flat, with the messages left to ``_place_problem``.)"""
-    sha256, dumps, loads, sort_keys = hashlib.sha256, orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
+    sha256 = hashlib.sha256
     expected, prev, signed, done = walk.expected, walk.prev, walk.signed, 0
     for seq, content_hash, prev_hash, hash_, rendered in rows:
         if (seq != expected or prev_hash != prev
@@ -99,13 +137,19 @@ def _check_rows(walk: _Walk, rows: list[tuple[Any, ...]]) -> None:
             walk.bad_seq, walk.problem = seq, _place_problem(walk, seq, prev_hash, content_hash,
                                                              hash_)
             return
-        try:
-            if sha256(dumps(loads(rendered), option=sort_keys)).digest() != content_hash:
-                walk.doubtful.append(seq)
-        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        if sha256(rendered).digest() != content_hash and not _reencoded_ok(rendered, content_hash):
             walk.doubtful.append(seq)
         expected, prev, done = seq + 1, hash_, done + 1
     walk.expected, walk.prev, walk.checked = expected, prev, walk.checked + done
+
+
+def _reencoded_ok(rendered: bytes, content_hash: bytes) -> bool:
+    """The rendering parsed and re-encoded canonically (sorted keys, compact) matches."""
+    try:
+        canonical = orjson.dumps(orjson.loads(rendered), option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return False
+    return hashlib.sha256(canonical).digest() == content_hash
 
 
 async def _recheck(conn: psycopg.AsyncConnection[Any], walk: _Walk) -> None:
@@ -123,20 +167,44 @@ async def _recheck(conn: psycopg.AsyncConnection[Any], walk: _Walk) -> None:
 
 
 async def _walk(conn: psycopg.AsyncConnection[Any], walk: _Walk) -> None:
-    """Stream every event after ``walk.expected - 1`` in seq order. The next batch is fetched
-    while this one is checked, so the server renders and the verifier hashes at the same time."""
-    async with conn.cursor(name="querygate_verify", binary=True) as cur:
-        await cur.execute(_WALK, (walk.expected - 1,))
-        rows = await cur.fetchmany(BATCH)
-        while rows:
-            pending = asyncio.ensure_future(cur.fetchmany(BATCH))
-            await asyncio.sleep(0)  # let the fetch go out before the CPU-bound check
-            _check_rows(walk, rows)
-            rows = await pending
-            if walk.problem is not None or walk.doubtful:
-                await _recheck(conn, walk)  # the connection is free again
+    """Stream every event after ``walk.expected - 1`` in seq order. Each batch is checked on a
+    worker thread while this thread keeps the next fetches flowing, so the server renders while
+    the verifier hashes (the check holds the interpreter lock; a short switch interval hands it
+    back to the reader as soon as the server's data arrives)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_S)
+    try:
+        async with conn.cursor(name="querygate_verify", binary=True) as cur:
+            cur.adapters.register_loader("text", _Bytes)
+            await cur.execute(_WALK, (walk.expected - 1,))
+            batches = _prefetch(cur)
+            async for rows in batches:
+                await asyncio.to_thread(_check_rows, walk, rows)
+                if walk.problem is not None or walk.doubtful:
+                    await _recheck(conn, walk)  # queued behind the fetches on the connection
                 if walk.problem is not None:
+                    await batches.aclose()
                     return
+    finally:
+        sys.setswitchinterval(interval)
+
+
+async def _prefetch(cur: psycopg.AsyncServerCursor[Any]
+                    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+    """The cursor's batches in order, ``AHEAD`` fetches kept queued."""
+    pending: deque[asyncio.Future[list[tuple[Any, ...]]]] = deque()
+    try:
+        while True:
+            while len(pending) < AHEAD:
+                pending.append(asyncio.ensure_future(cur.fetchmany(BATCH)))
+            await asyncio.sleep(0)  # let the fetches go out before the CPU-bound check
+            rows = await pending.popleft()
+            if not rows:
+                return
+            yield rows
+    finally:
+        for fetch in pending:
+            await fetch
 
 
 async def _start(conn: psycopg.AsyncConnection[Any], anchor: Checkpoint | None,

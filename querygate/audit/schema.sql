@@ -13,6 +13,9 @@ INSERT INTO querygate.audit_head (id, seq, hash)
 VALUES (1, 0, '\x0000000000000000000000000000000000000000000000000000000000000000')
 ON CONFLICT (id) DO NOTHING;
 
+-- parameters, fields, subjects and context are `json`, not `jsonb`: they keep the canonical text
+-- the writer hashed, so the server renders an event's hashed encoding exactly as stored and
+-- `audit verify` hashes that rendering without parsing it (an edit still changes the bytes).
 CREATE TABLE IF NOT EXISTS querygate.audit_events (
     seq             bigint NOT NULL,
     event_id        uuid NOT NULL,
@@ -21,16 +24,16 @@ CREATE TABLE IF NOT EXISTS querygate.audit_events (
     actor_email     text,
     actor_roles     text[] NOT NULL DEFAULT '{}',
     function_name   text NOT NULL,
-    parameters      jsonb NOT NULL,
+    parameters      json  NOT NULL,
     decision        text NOT NULL CHECK (decision IN ('allowed', 'denied', 'error')),
     reason          text,
     error_code      text,
     rows_returned   integer NOT NULL DEFAULT 0,
-    fields          jsonb NOT NULL,
-    subjects        jsonb NOT NULL,
+    fields          json  NOT NULL,
+    subjects        json  NOT NULL,
     client_addr     text,
     duration_us     bigint NOT NULL,
-    context         jsonb NOT NULL DEFAULT '{}',
+    context         json  NOT NULL DEFAULT '{}',
     policy_version  text,
     content_hash    bytea NOT NULL,
     prev_hash       bytea NOT NULL,
@@ -65,15 +68,22 @@ CREATE TABLE IF NOT EXISTS querygate.policy_versions (
     source         jsonb NOT NULL DEFAULT '{}'
 );
 
+-- Stores made before the hashed documents became `json` had these overloads (jsonb); the
+-- current ones replace them, and jsonb columns of such stores still take json by assignment.
+DROP FUNCTION IF EXISTS querygate.audit_append(uuid[], timestamptz[], text[], text[], jsonb[],
+    text[], jsonb[], text[], text[], text[], integer[], jsonb[], jsonb[], text[], bigint[],
+    jsonb[], text[], bytea[]);
+DROP FUNCTION IF EXISTS querygate.audit_link(bytea, timestamptz, jsonb);
+
 -- Appending: querygate.audit_append is the only way the gateway writes (it holds EXECUTE on it,
 -- no INSERT on any audit table). Under the head's row lock it gives each event of a batch its
 -- sequence number and chain link, inserts the events and their subject index rows set-wise,
 -- and moves the head once: gapless, one head, and the writer chooses neither.
 CREATE OR REPLACE FUNCTION querygate.audit_append(
     p_event_id uuid[], p_occurred_at timestamptz[], p_actor_id text[], p_actor_email text[],
-    p_actor_roles jsonb[], p_function_name text[], p_parameters jsonb[], p_decision text[],
-    p_reason text[], p_error_code text[], p_rows_returned integer[], p_fields jsonb[],
-    p_subjects jsonb[], p_client_addr text[], p_duration_us bigint[], p_context jsonb[],
+    p_actor_roles jsonb[], p_function_name text[], p_parameters json[], p_decision text[],
+    p_reason text[], p_error_code text[], p_rows_returned integer[], p_fields json[],
+    p_subjects json[], p_client_addr text[], p_duration_us bigint[], p_context json[],
     p_policy_version text[], p_content_hash bytea[])
 RETURNS TABLE (seq bigint, hash bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -112,7 +122,7 @@ BEGIN
     FROM generate_series(1, n) AS i;
     INSERT INTO querygate.audit_subjects (subject_type, subject_id, occurred_at, seq)
     SELECT DISTINCT s ->> 'type', s ->> 'id', p_occurred_at[i], seqs[i]
-    FROM generate_series(1, n) AS i, jsonb_array_elements(p_subjects[i]) AS s
+    FROM generate_series(1, n) AS i, json_array_elements(p_subjects[i]) AS s
     WHERE s ->> 'type' IS NOT NULL AND s ->> 'id' IS NOT NULL;
     UPDATE querygate.audit_head SET seq = head_seq, hash = head_hash WHERE id = 1;
     RETURN QUERY SELECT seqs[i], hashes[i] FROM generate_series(1, n) AS i ORDER BY i;
@@ -122,7 +132,7 @@ $$;
 -- Any other INSERT (a superuser's, by hand) is linked row by row; rows placed by
 -- audit_append (which runs as the owner) already are.
 CREATE OR REPLACE FUNCTION querygate.audit_link(content_hash bytea, occurred_at timestamptz,
-                                                subjects jsonb)
+                                                subjects json)
 RETURNS TABLE (seq bigint, prev_hash bytea, hash bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -137,7 +147,7 @@ BEGIN
     UPDATE querygate.audit_head SET seq = head.seq + 1, hash = next_hash WHERE id = 1;
     INSERT INTO querygate.audit_subjects (subject_type, subject_id, occurred_at, seq)
     SELECT DISTINCT s ->> 'type', s ->> 'id', audit_link.occurred_at, head.seq + 1
-    FROM jsonb_array_elements(subjects) AS s
+    FROM json_array_elements(subjects) AS s
     WHERE s ->> 'type' IS NOT NULL AND s ->> 'id' IS NOT NULL;
     RETURN QUERY SELECT head.seq + 1, head.hash, next_hash;
 END
@@ -151,7 +161,8 @@ BEGIN
     IF current_user = 'querygate_owner' THEN  -- placed and linked by audit_append
         RETURN NEW;
     END IF;
-    SELECT * INTO link FROM querygate.audit_link(NEW.content_hash, NEW.occurred_at, NEW.subjects);
+    SELECT * INTO link FROM querygate.audit_link(NEW.content_hash, NEW.occurred_at,
+                                                 NEW.subjects::json);
     NEW.seq := link.seq;
     NEW.prev_hash := link.prev_hash;
     NEW.hash := link.hash;

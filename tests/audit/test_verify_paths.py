@@ -6,11 +6,13 @@ import datetime as dt
 import hashlib
 
 import orjson
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from querygate.audit import canonical
+from querygate.audit._verify import _FIELDS, _WALK
 from tests.audit.conftest import Log, append, event, tamper, verify
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
@@ -50,3 +52,50 @@ async def test_an_event_the_fast_path_doubts_does_not_hide_a_later_edit(log: Log
     result = await verify(log)
     assert not result.ok and result.first_bad_seq == 4 and "edited" in (result.problem or "")
     assert result.checked == 3 and result.head_seq == 3
+
+
+@pytest.mark.anyio
+async def test_the_server_renders_what_the_writer_hashed(log: Log) -> None:
+    """Sorted columns and the documents' canonical text: the rendering is the hashed encoding,
+    so the walk needs no re-encoding for events this version wrote."""
+    await append(log.gateway_url, [event(n, parameters={"b": n, "a": [n, {"z": 1, "y": None}]},
+                                         context={"on_behalf_of": "ünï \"q\""}) for n in range(1, 4)])
+    async with await psycopg.AsyncConnection.connect(log.admin_url) as conn:
+        cur = await conn.execute(_WALK, (0,))
+        rows = await cur.fetchall()
+    assert len(rows) == 3
+    for _seq, content_hash, _prev, _hash, rendered in rows:
+        assert hashlib.sha256(rendered.encode()).digest() == bytes(content_hash), rendered
+
+
+@pytest.mark.anyio
+async def test_a_respaced_document_verifies_and_a_changed_one_does_not(log: Log) -> None:
+    await append(log.gateway_url, [event(n, parameters={"customer_id": n, "tag": "x"})
+                                   for n in range(1, 5)])
+    tamper(log.admin_url, "UPDATE querygate.audit_events SET parameters = "
+                          "'{ \"tag\" : \"x\",  \"customer_id\": 2 }' WHERE seq = 2")
+    respaced = await verify(log)
+    assert respaced.ok and respaced.checked == 4
+    tamper(log.admin_url, "UPDATE querygate.audit_events SET parameters = "
+                          "'{\"customer_id\":3,\"tag\":\"y\"}' WHERE seq = 3")
+    changed = await verify(log)
+    assert not changed.ok and changed.first_bad_seq == 3 and "edited" in (changed.problem or "")
+
+
+def test_the_walk_renders_every_hashed_field_in_canonical_order() -> None:
+    content = event(1).content()
+    assert [name for name, _kind in _FIELDS] == sorted(content)
+
+
+@pytest.mark.anyio
+async def test_doubtful_events_across_many_batches_lose_no_event(
+        log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rechecks run while later fetches are queued: none of their rows may be dropped."""
+    monkeypatch.setattr("querygate.audit._verify.BATCH", 3)
+    events = [event(n, parameters={"n": 10**30}) if n % 4 == 0 else event(n) for n in range(1, 30)]
+    await append(log.gateway_url, events)
+    result = await verify(log)
+    assert result.ok and result.checked == 29, result.problem
+    tamper(log.admin_url, "UPDATE querygate.audit_events SET reason = 'x' WHERE seq = 22")
+    edited = await verify(log)
+    assert not edited.ok and edited.first_bad_seq == 22 and edited.checked == 21

@@ -34,7 +34,7 @@ async def test_export_is_masked_and_audited_with_every_subject(client: httpx.Asy
     assert header["columns"][0] == "id"
     assert sorted(row[0] for row in rows) == list(range(1, 401))  # type: ignore[index]
     with psycopg.connect(demo.admin_url) as conn:
-        event = conn.execute("SELECT rows_returned, jsonb_array_length(subjects), decision "
+        event = conn.execute("SELECT rows_returned, json_array_length(subjects), decision "
                              "FROM querygate.audit_events WHERE event_id = %s",
                              (header["audit_id"],)).fetchone()
     assert event == (400, 400, "allowed")
