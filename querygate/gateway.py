@@ -222,7 +222,7 @@ class Gateway:
                     self._check_origins(analysed, result)
                     columns = result.columns
                 add_subjects(found, plan_, result.rows)
-                sink.write(plan_.apply(result.rows, self._mask_key))
+                sink.write(plan_.masked(result.rows, self._mask_key))
                 count, truncated = count + len(result.rows), result.truncated
             subjects = with_parameters(found, analysed, context.values, count)
             for guard in self.guards:

@@ -79,8 +79,9 @@ def add_subjects(found: dict[tuple[str, str], None], plan_: Plan,
     for i, column in enumerate(plan_.columns):
         subject = column.spec.subject
         if subject:
-            found.update(dict.fromkeys(
-                (subject, str(v)) for v in map(itemgetter(i), rows) if v is not None))
+            ids = dict.fromkeys(map(itemgetter(i), rows))  # each id once, first appearance first
+            ids.pop(None, None)
+            found.update(dict.fromkeys((subject, str(v)) for v in ids))
 
 
 def with_parameters(found: dict[tuple[str, str], None], analysed: AnalysedFunction,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -92,19 +93,29 @@ async def stream(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, obj
         async with pool.connection(timeout=timeout_s) as conn, conn.transaction(), \
                 conn.cursor(name="querygate_stream") as cur:
             await cur.execute(labelled(sql, label), params)
-            left = max_rows
-            while True:
-                want = min(chunk, left + 1)
-                rows = await cur.fetchmany(want)
-                columns = [c.name for c in cur.description or ()]
-                res = cur.pgresult
-                origins = [(res.ftable(i), res.ftablecol(i)) for i in range(len(columns))] \
-                    if res else []
-                kept = rows[:left]
-                yield Result(columns, kept, len(rows) > left, origins)
-                left -= len(kept)
-                if len(rows) > len(kept) or len(rows) < want:
-                    break
+            columns = [c.name for c in cur.description or ()]
+            res = cur.pgresult
+            origins = [(res.ftable(i), res.ftablecol(i)) for i in range(len(columns))] \
+                if res else []
+            left, want = max_rows, min(chunk, max_rows + 1)
+            fetch = asyncio.ensure_future(cur.fetchmany(want))
+            try:
+                while True:
+                    rows = await fetch
+                    kept = rows[:left]
+                    left -= len(kept)
+                    last = len(rows) > len(kept) or len(rows) < want
+                    if not last:  # the server reads the next chunk while this one is masked
+                        want = min(chunk, left + 1)
+                        fetch = asyncio.ensure_future(cur.fetchmany(want))
+                        await asyncio.sleep(0)
+                    yield Result(columns, kept, len(rows) > len(kept), origins)
+                    if last:
+                        break
+            finally:
+                if not fetch.done():  # the caller stopped early: cancel the read in flight
+                    fetch.cancel()
+                    await asyncio.gather(fetch, return_exceptions=True)
     except PoolTimeout:
         raise Unavailable("all database connections are busy; try again shortly") from None
     except psycopg.Error as exc:

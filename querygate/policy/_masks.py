@@ -26,14 +26,14 @@ def mask_full(value: object, key: bytes) -> object:
 def mask_last4(value: object, key: bytes) -> object:
     if value is None:
         return None
-    text = _text(value)
+    text = value if type(value) is str else _text(value)
     return FULL + text[-4:] if len(text) > 4 else FULL
 
 
 def mask_email(value: object, key: bytes) -> object:
     if value is None:
         return None
-    text = _text(value)
+    text = value if type(value) is str else _text(value)
     local, at, domain = text.rpartition("@")
     if not at or not local or not domain:
         return FULL

@@ -74,19 +74,25 @@ class Plan:
         return [i for i, c in enumerate(self.columns) if c.decision != "omit"]
 
     def apply(self, rows: Sequence[Sequence[object]], key: bytes) -> list[list[object]]:
-        """Mask and omit, column by column (each mask runs over a whole column at once)."""
+        """Mask and omit: the rows as lists."""
+        return [list(row) for row in self.masked(rows, key)]
+
+    def masked(self, rows: Sequence[Sequence[object]], key: bytes) -> list[tuple[object, ...]]:
+        """Mask and omit, column by column (each mask runs over a whole column at once); the
+        rows as tuples, which the JSON encoder takes as they are."""
         if not rows:
             return []
         columns = list(zip(*rows, strict=True))
         kept: list[Sequence[object]] = []
         for i, column in enumerate(self.columns):
-            if column.decision == "omit":
+            decision = column.decision
+            if decision == "omit":
                 continue
-            mask = MASKS.get(column.decision)
+            mask = MASKS.get(decision)
             kept.append(columns[i] if mask is None else [mask(v, key) for v in columns[i]])
         if not kept:
-            return [[] for _ in rows]
-        return [list(row) for row in zip(*kept, strict=True)]
+            return [() for _ in rows]
+        return list(zip(*kept, strict=True))
 
 
 def _role_verdict(role: Role, tags: tuple[str, ...]) -> Verdict:
