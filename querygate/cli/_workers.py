@@ -41,11 +41,12 @@ async def serve_project(project: Project, host: str, port: int, *, banner: list[
     config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning",
                             access_log=False, loop="none", lifespan="on")
     server = uvicorn.Server(config)
+    # Before the banner: a checkpoint bucket without object lock refuses to start here.
+    checkpoints = audit.CheckpointLoop.for_project(project, gateway.audit_pool)
     if banner is not None:
         click.echo(f"querygate serving {len(gateway.functions)} functions on http://{host}:{port}")
         for line in banner:
             click.echo(line)
-    checkpoints = audit.CheckpointLoop.for_project(project, gateway.audit_pool)
     if checkpoints is not None:
         checkpoints.start()
     detector = DetectorService.from_project(project)  # one process runs it (advisory lock)
