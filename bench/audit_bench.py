@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import random
 import statistics
 import subprocess
@@ -130,13 +131,24 @@ def _workloads(rng: random.Random, requests: int, customers: int, users: int, mo
              user_paths, user_params)]
 
 
+def _backend_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one server process (the verifier's backend)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def verify_speed(url: str) -> None:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        backend = conn.info.backend_pid
+        server_cpu, own_cpu = _backend_cpu_s(backend), time.process_time()
         started = time.perf_counter()
         result = await audit.verify(conn)
         elapsed = time.perf_counter() - started
+        server_cpu, own_cpu = _backend_cpu_s(backend) - server_cpu, time.process_time() - own_cpu
+    checked = max(result.checked, 1)
     print(f"verify: ok={result.ok} {result.checked:,} events in {elapsed:.1f} s = "
-          f"{result.checked / elapsed:,.0f} events/s")
+          f"{result.checked / elapsed:,.0f} events/s; CPU per event: verifier "
+          f"{own_cpu / checked * 1e6:.2f} us, server {server_cpu / checked * 1e6:.2f} us")
 
 
 def _event(n: int) -> audit.AuditEvent:

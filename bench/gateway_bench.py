@@ -184,7 +184,7 @@ def export(base: str, path: str, token: str, rows: int, pid: int) -> tuple[float
     return count / elapsed, sampler.peak / 2**20, count
 
 
-def prepare(folder: Path, customers: int) -> tuple[str, str, Path, str]:
+def prepare(folder: Path, customers: int, *, detector: bool = True) -> tuple[str, str, Path, str]:
     server = start_embedded(folder / "pg")
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute("CREATE DATABASE bench")
@@ -196,8 +196,10 @@ def prepare(folder: Path, customers: int) -> tuple[str, str, Path, str]:
     project = _write_project(folder, gateway_url)
     (project / "queries" / "bench.sql").write_text(BENCH_SQL)
     config = project / "querygate.yaml"
-    config.write_text(config.read_text() + BENCH_ROLE
-                      + "settings:\n  max_rows: 100000\n  pool_max_size: 10\n")
+    text = config.read_text() + BENCH_ROLE + "settings:\n  max_rows: 100000\n  pool_max_size: 10\n"
+    if not detector:  # the detector runs elsewhere (`querygate detect run`), not in the gateway
+        text = text.replace("detect:\n  enabled: true", "detect:\n  enabled: false")
+    config.write_text(text)
     asyncio.run(demo_tokens(gateway_url))
     with psycopg.connect(gateway_url, autocommit=True) as conn:
         conn.execute("INSERT INTO querygate.users (id, email, roles) VALUES "
@@ -228,6 +230,10 @@ def main() -> None:
     parser.add_argument("--server-choice", action="store_true",
                         help="Also measure the bare endpoint on uvicorn's plain asyncio + h11, "
                              "against uvloop + httptools (one-row lookup, concurrency 16).")
+    parser.add_argument("--detector", choices=["in-process", "elsewhere"], default="in-process",
+                        help="Run the insider detector inside `querygate serve` (its default), or "
+                             "leave it to a `querygate detect run` elsewhere, as a larger "
+                             "deployment would.")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -235,7 +241,8 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         print(f"preparing {args.customers} customers in {folder} …", flush=True)
-        _admin, gateway_url, project, token = prepare(folder, args.customers)
+        _admin, gateway_url, project, token = prepare(folder, args.customers,
+                                                      detector=args.detector == "in-process")
         bare_port, qg_port = free_port(), free_port()
         procs.append(subprocess.Popen([sys.executable, str(HERE / "bare_app.py"), gateway_url,
                                        str(bare_port)]))
@@ -245,7 +252,7 @@ def main() -> None:
         bare, qg = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{qg_port}"
         wait_up(bare + "/"), wait_up(qg + "/healthz")
         print(f"machine: {os.cpu_count()} cores; PostgreSQL embedded; wrk -t1; "
-              f"{args.duration} s per run", flush=True)
+              f"{args.duration} s per run; detector {args.detector}", flush=True)
         floor = direct(gateway_url, args.duration, args.customers)
         results = [["scenario", "conc", "target", "req/s", "p50 ms", "p99 ms", "CPU ms/call",
                     "peak MB", "non-2xx"]]

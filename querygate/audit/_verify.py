@@ -23,9 +23,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
-from psycopg.pq import Format
+from psycopg.types.string import ByteaBinaryLoader
 
 from querygate.audit._checkpoint import Checkpoint, read_folder, read_head, review
 from querygate.audit._event import ENCODING_VERSION, GENESIS, link
@@ -66,15 +64,6 @@ def _content_sql() -> str:
 
 _WALK = (f"SELECT e.seq, e.content_hash, e.prev_hash, e.hash, {_content_sql()} "
          f"FROM querygate.audit_events e WHERE e.seq > %s ORDER BY e.seq")
-
-
-class _Bytes(Loader):
-    """The rendered content as the server's UTF-8 bytes: hashed as is, never decoded."""
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> bytes:
-        return bytes(data)
 
 
 @dataclass(frozen=True)
@@ -175,7 +164,9 @@ async def _walk(conn: psycopg.AsyncConnection[Any], walk: _Walk) -> None:
     sys.setswitchinterval(SWITCH_S)
     try:
         async with conn.cursor(name="querygate_verify", binary=True) as cur:
-            cur.adapters.register_loader("text", _Bytes)
+            # the rendered content as the server's UTF-8 bytes, hashed as is, never decoded
+            # (psycopg swaps in its C loader: 0.8 against 1.5 us a row for a Python one)
+            cur.adapters.register_loader("text", ByteaBinaryLoader)
             await cur.execute(_WALK, (walk.expected - 1,))
             batches = _prefetch(cur)
             async for rows in batches:
