@@ -109,13 +109,24 @@ async def call(client: httpx.AsyncClient, token: str, function: str, params: obj
 @contextlib.contextmanager
 def running_server(project_dir: Path, *extra: str) -> Iterator[str]:
     """`querygate serve` as a real process on a free port; yields its URL once it answers."""
+    with running_server_process(project_dir, *extra) as proc:
+        yield proc.url
+
+
+class ServerProcess(subprocess.Popen[str]):
+    url: str
+
+
+@contextlib.contextmanager
+def running_server_process(project_dir: Path, *extra: str) -> Iterator[ServerProcess]:
+    """`querygate serve` as a real process on a free port, once it answers (``.url``)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    proc = subprocess.Popen([sys.executable, "-m", "querygate", "serve", "--port", str(port),
-                             "--project", str(project_dir), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+    proc = ServerProcess([sys.executable, "-m", "querygate", "serve", "--port", str(port),
+                          "--project", str(project_dir), *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = proc.url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -128,7 +139,7 @@ def running_server(project_dir: Path, *extra: str) -> Iterator[str]:
                     raise RuntimeError("the server did not start: "
                                        f"{proc.communicate(timeout=10)[0]}") from None
                 time.sleep(0.2)
-        yield url
+        yield proc
     finally:
         if proc.poll() is None:
             proc.terminate()

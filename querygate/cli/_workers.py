@@ -20,7 +20,7 @@ import uvicorn
 
 from querygate import audit
 from querygate.api import create_app
-from querygate.detect import DetectorService
+from querygate.cli._detecting import DetectorProcess
 from querygate.gateway import Gateway
 from querygate.project import Project, load_project
 
@@ -35,8 +35,9 @@ def use_uvloop() -> None:
 
 
 async def serve_project(project: Project, host: str, port: int, *, banner: list[str] | None = None,
-                        sock: socket.socket | None = None) -> None:
-    """Open the gateway, then serve its API until interrupted."""
+                        sock: socket.socket | None = None, detect: bool = True) -> None:
+    """Open the gateway, then serve its API until interrupted; with ``detect``, the insider
+    detector runs beside it in a process of its own."""
     gateway = await Gateway.open(project)
     config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning",
                             access_log=False, loop="none", lifespan="on")
@@ -49,22 +50,26 @@ async def serve_project(project: Project, host: str, port: int, *, banner: list[
             click.echo(line)
     if checkpoints is not None:
         checkpoints.start()
-    detector = DetectorService.from_project(project)  # one process runs it (advisory lock)
-    detecting = asyncio.create_task(detector.run()) if detector is not None else None
+    detector = DetectorProcess(project) if detect else None
+    watching = None
+    if detector is not None:
+        detector.start()
+        watching = asyncio.create_task(detector.watch())
     try:
         await server.serve(sockets=[sock] if sock else None)
     finally:
         if checkpoints is not None:
             await checkpoints.stop()
-        if detector is not None and detecting is not None:
-            detector.stop()
-            await detecting
+        if detector is not None and watching is not None:
+            watching.cancel()
+            await asyncio.to_thread(detector.stop)
 
 
 def _worker(project_dir: str, host: str, port: int, sock: socket.socket) -> None:
     use_uvloop()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_project(load_project(Path(project_dir)), host, port, sock=sock))
+        asyncio.run(serve_project(load_project(Path(project_dir)), host, port, sock=sock,
+                                  detect=False))
 
 
 def serve_workers(project: Project, host: str, port: int, workers: int) -> None:
@@ -76,6 +81,8 @@ def serve_workers(project: Project, host: str, port: int, workers: int) -> None:
                                 daemon=True) for _ in range(workers)]
     for child in children:
         child.start()
+    detector = DetectorProcess(project)  # one for all the workers
+    detector.start()
     click.echo(f"querygate serving {len(project.catalog)} functions on http://{host}:{port} "
                f"with {workers} worker processes")
 
@@ -88,6 +95,7 @@ def serve_workers(project: Project, host: str, port: int, workers: int) -> None:
     signal.signal(signal.SIGINT, stop)
     for child in children:
         child.join()
+    detector.stop()
     sock.close()
     failed = [c.exitcode for c in children if c.exitcode not in (0, -signal.SIGTERM)]
     if failed:

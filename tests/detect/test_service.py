@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,6 +18,7 @@ from click.testing import CliRunner, Result
 from querygate import identity
 from querygate.cli import main
 from querygate.detect import DetectorService, backtest, list_alerts
+from tests.demo_env import running_server_process
 from tests.detect.conftest import Store, append_all
 from tests.detect.office import Office, moment
 
@@ -162,3 +166,50 @@ async def test_alerts_cannot_be_deleted(store: Store) -> None:
             conn.execute("DELETE FROM querygate.alerts")
         assert conn.execute("SELECT count(*) FROM querygate.alerts").fetchone() == (1,)
     assert dt.datetime.fromisoformat((await stored_alerts(store.gateway_url))[0].alert.raised_at)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+            if fields.get("PPid", "").strip() == str(pid):
+                found.append(int(status.parent.name))
+    return found
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 60) -> None:
+    try:
+        with anyio.fail_after(seconds):
+            while not await check():
+                await anyio.sleep(0.2)
+    except TimeoutError:
+        pytest.fail(f"waited {seconds:.0f} s for {what}")
+
+
+async def test_serve_runs_the_detector_in_a_process_of_its_own(store: Store) -> None:
+    """Alerts are raised while `querygate serve` runs, by a child process that ends with it."""
+    with running_server_process(store.project.root) as server:
+        detectors = _children(server.pid)
+        assert detectors, "serve started no detector process"
+
+        async def cursor_kept() -> bool:
+            with psycopg.connect(store.admin_url) as conn:
+                return conn.execute("SELECT count(*) FROM querygate.detect_cursor"
+                                    ).fetchone() == (1,)
+
+        await _until(cursor_kept, "the detector to take the log")
+        lines = office_with_insiders().lines()
+        await append_all(store.gateway_url, lines)
+
+        async def alerted() -> bool:
+            raised = await stored_alerts(store.gateway_url)
+            rules = {(a.alert.actor_id, a.alert.rule) for a in raised}
+            return rules >= {("a1", "volume.spike"), ("a2", "break_glass")}
+
+        await _until(alerted, "the alerts")
+    for pid in detectors:  # gone with the gateway
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text().lower()
