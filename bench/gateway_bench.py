@@ -230,10 +230,10 @@ def main() -> None:
     parser.add_argument("--server-choice", action="store_true",
                         help="Also measure the bare endpoint on uvicorn's plain asyncio + h11, "
                              "against uvloop + httptools (one-row lookup, concurrency 16).")
-    parser.add_argument("--detector", choices=["in-process", "elsewhere"], default="in-process",
-                        help="Run the insider detector inside `querygate serve` (its default), or "
-                             "leave it to a `querygate detect run` elsewhere, as a larger "
-                             "deployment would.")
+    parser.add_argument("--detector", choices=["with", "without"], default="with",
+                        help="Let `querygate serve` start the insider detector beside it (its "
+                             "default: a process of its own on the same machine), or leave it to "
+                             "a `querygate detect run` on another machine.")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -242,7 +242,7 @@ def main() -> None:
     try:
         print(f"preparing {args.customers} customers in {folder} …", flush=True)
         _admin, gateway_url, project, token = prepare(folder, args.customers,
-                                                      detector=args.detector == "in-process")
+                                                      detector=args.detector == "with")
         bare_port, qg_port = free_port(), free_port()
         procs.append(subprocess.Popen([sys.executable, str(HERE / "bare_app.py"), gateway_url,
                                        str(bare_port)]))
@@ -252,7 +252,7 @@ def main() -> None:
         bare, qg = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{qg_port}"
         wait_up(bare + "/"), wait_up(qg + "/healthz")
         print(f"machine: {os.cpu_count()} cores; PostgreSQL embedded; wrk -t1; "
-              f"{args.duration} s per run; detector {args.detector}", flush=True)
+              f"{args.duration} s per run; {args.detector} the detector on this machine", flush=True)
         floor = direct(gateway_url, args.duration, args.customers)
         results = [["scenario", "conc", "target", "req/s", "p50 ms", "p99 ms", "CPU ms/call",
                     "peak MB", "non-2xx"]]
