@@ -103,7 +103,8 @@ def wait_up(url: str) -> None:
 
 
 class Sampler(threading.Thread):
-    """Peak resident memory of a process (and its children), sampled every 50 ms."""
+    """Peak resident memory of the largest one of a process and its children (the workers of
+    `serve --workers`, the detector's process), sampled every 50 ms: the figure per process."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -111,7 +112,7 @@ class Sampler(threading.Thread):
 
     def rss(self) -> int:
         procs = [self.proc, *self.proc.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs if p.is_running())
+        return max((p.memory_info().rss for p in procs if p.is_running()), default=0)
 
     def run(self) -> None:
         while self.running:
