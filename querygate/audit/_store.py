@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import psycopg
-from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from querygate.audit import _arrays as arrays
 from querygate.audit._event import AuditEvent, canonical, encode
 from querygate.errors import AuditUnavailable
 
@@ -37,40 +38,44 @@ SELECT seq, hash FROM querygate.audit_append(
 """
 
 
-def _json(value: object) -> Jsonb:
-    return Jsonb(value, dumps=_dumps)
-
-
-def _document(value: object) -> Json:
-    """A hashed document (parameters, fields, subjects, context) in its canonical text, which
-    the ``json`` column keeps as given: the server then renders the hashed bytes themselves."""
-    return Json(value, dumps=lambda v: encode(v).decode())
-
-
-def _dumps(value: object) -> str:
+def _dumps(value: object) -> bytes:
     """orjson for speed; the standard library for what orjson refuses (integers past 64 bits)."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
 
 
-def _columns(events: list[AuditEvent]) -> list[list[Any]]:
-    """The batch as one array per column, in event order; each content encoded once."""
-    columns: list[list[Any]] = [[] for _ in range(18)]
-    for event in events:
-        content = event.content()
-        values = (
-            event.event_id, event.occurred_at, event.actor_id, event.actor_email,
-            _json(content["actor_roles"]), event.function_name, _document(content["parameters"]),
-            event.decision, event.reason, event.error_code, event.rows_returned,
-            _document(content["fields"]), _document(content["subjects"]), event.client_addr,
-            event.duration_us, _document(content["context"]), event.policy_version,
-            hashlib.sha256(canonical(content)).digest(),
-        )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    return columns
+def _columns(events: list[AuditEvent]) -> list[arrays.BinaryArray]:
+    """The batch as one binary array per column, in event order; each content encoded once.
+
+    The hashed documents (parameters, fields, subjects, context) go as their canonical text,
+    which the ``json`` columns keep as given: the server then renders the hashed bytes."""
+    contents = [event.content() for event in events]
+    try:
+        return [
+            arrays.uuids([e.event_id for e in events]),
+            arrays.timestamps([e.occurred_at for e in events]),
+            arrays.texts([e.actor_id for e in events]),
+            arrays.texts([e.actor_email for e in events]),
+            arrays.jsonbs([_dumps(c["actor_roles"]) for c in contents]),
+            arrays.texts([e.function_name for e in events]),
+            arrays.jsons([encode(c["parameters"]) for c in contents]),
+            arrays.texts([e.decision for e in events]),
+            arrays.texts([e.reason for e in events]),
+            arrays.texts([e.error_code for e in events]),
+            arrays.int4s([e.rows_returned for e in events]),
+            arrays.jsons([encode(c["fields"]) for c in contents]),
+            arrays.jsons([encode(c["subjects"]) for c in contents]),
+            arrays.texts([e.client_addr for e in events]),
+            arrays.int8s([e.duration_us for e in events]),
+            arrays.jsons([encode(c["context"]) for c in contents]),
+            arrays.texts([e.policy_version for e in events]),
+            arrays.byteas([hashlib.sha256(canonical(c)).digest() for c in contents]),
+        ]
+    except (TypeError, ValueError, struct.error) as exc:  # a float, a lone surrogate: fail closed
+        raise psycopg.DataError(f"an audit event could not be encoded ({type(exc).__name__})") \
+            from None
 
 
 async def append_batch(conn: psycopg.AsyncConnection[Any],

@@ -12,6 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from querygate import audit
 from querygate.audit import AuditEvent
+from querygate.audit._read import COLUMNS
+from querygate.audit._store import append_batch
 from querygate.errors import AuditUnavailable
 from querygate.execute import audit_pool
 from querygate.settings import Settings
@@ -159,5 +161,42 @@ async def test_audit_store_down_means_audit_unavailable(store: Store) -> None:
         with pytest.raises(AuditUnavailable) as caught:
             await audit.append(pool, event(1), timeout_s=5)
         assert caught.value.status == 503
+    finally:
+        await pool.close()
+
+
+async def test_a_batch_is_stored_as_given(store: Store) -> None:
+    """The writer builds the batch's binary arrays itself: every column round-trips (nulls,
+    non-ASCII text, a time before PostgreSQL's epoch, 64-bit durations) and verifies."""
+    events = [
+        event(1, actor_id=None, actor_email=None, actor_roles=(), reason=None,
+              error_code="denied.policy", client_addr=None, subjects=(), fields={},
+              parameters={"q": "Zoë ☃ \"quoted\" \\ \u0001", "n": 2**62},
+              occurred_at=dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+              duration_us=2**40, context={"on_behalf_of": "usr_é"}, policy_version="pv-1"),
+        event(2, actor_roles=("support", "billing"), rows_returned=2**31 - 1),
+    ]
+    pool = await open_pool(store.gateway_url)
+    try:
+        async with pool.connection() as conn:
+            receipts = await append_batch(conn, events)
+            cur = await conn.execute(f"SELECT {COLUMNS} FROM querygate.audit_events "
+                                     "ORDER BY seq")
+            stored = [audit.StoredEvent(row) for row in await cur.fetchall()]
+    finally:
+        await pool.close()
+    assert [r.seq for r in receipts] == [1, 2]
+    assert [s.event for s in stored] == events
+    assert [s.content_hash for s in stored] == [e.content_hash() for e in events]
+    assert (await verify(store.gateway_url)).ok
+
+
+async def test_an_event_that_cannot_be_encoded_fails_its_append_closed(store: Store) -> None:
+    pool = await open_pool(store.gateway_url)
+    try:
+        for bad in (event(1, reason="a\x00b"), event(1, parameters={"x": 1.5})):
+            with pytest.raises(AuditUnavailable):
+                await audit.append(pool, bad, timeout_s=5)
+        assert (await audit.append(pool, event(2), timeout_s=5)).seq == 1
     finally:
         await pool.close()
