@@ -28,6 +28,14 @@ def _retrieved(future: asyncio.Future[Receipt]) -> None:
         future.exception()
 
 
+def _expire(future: asyncio.Future[Receipt]) -> None:
+    """The caller's wait is over: it fails closed; its event, if written later, stays in the
+    log, and the writer leaves the settled future alone."""
+    if not future.done():
+        future.set_exception(AuditUnavailable("the audit store did not confirm this call in "
+                                              "time, so no data was returned"))
+
+
 class GroupWriter:
     """Appends events in batches; ``append`` returns once the event's batch has committed."""
 
@@ -54,15 +62,16 @@ class GroupWriter:
         """Queue ``event``; wait for its batch's commit (AuditUnavailable past the timeout)."""
         if self._task is None or self._task.done():
             raise AuditUnavailable("the audit writer is not running, so no data was returned")
-        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieved)  # a caller that timed out no longer awaits it
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Receipt] = loop.create_future()
+        future.add_done_callback(_retrieved)  # a caller that went away no longer awaits it
         self._queue.append((event, future))
         self._wake.set()
+        expiry = loop.call_later(self.timeout_s, _expire, future)  # cheaper than wait_for
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
-        except TimeoutError:
-            raise AuditUnavailable("the audit store did not confirm this call in time, so no "
-                                   "data was returned") from None
+            return await future
+        finally:
+            expiry.cancel()
 
     async def _run(self) -> None:
         while True:
