@@ -33,12 +33,18 @@ def json_response(body: object, status: int = 200) -> Response:
     return Response(content, status_code=status, media_type="application/json")
 
 
-async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
+async def until_disconnected(request: Request, work: Coroutine[Any, Any, T],
+                             *, watch_after_s: float = 0.05) -> T:
     """Run ``work`` in this task; if the client disconnects first, cancel it (psycopg then
-    cancels the query in the server) and answer nobody."""
+    cancels the query in the server) and answer nobody.
+
+    The watcher task starts only once the call has run ``watch_after_s``: most calls are done
+    by then, and a task per call cost more than the rest of the handler. A client gone
+    earlier is noticed as the watcher starts."""
     handler = asyncio.current_task()
     assert handler is not None
     gone = False
+    watcher: asyncio.Task[None] | None = None
 
     async def watch() -> None:
         nonlocal gone
@@ -47,7 +53,11 @@ async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> 
         gone = True
         handler.cancel()
 
-    watcher = asyncio.create_task(watch())
+    def start() -> None:
+        nonlocal watcher
+        watcher = asyncio.create_task(watch())
+
+    timer = asyncio.get_running_loop().call_later(watch_after_s, start)
     try:
         return await work
     except asyncio.CancelledError:
@@ -55,7 +65,9 @@ async def until_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> 
             raise ClientGone("the client disconnected; the query was cancelled") from None
         raise
     finally:
-        watcher.cancel()
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def _lines(header: bytes, rows: IO[bytes]) -> AsyncIterator[bytes]:
