@@ -56,6 +56,18 @@ def labelled(sql: str, label: str | None) -> str:
     return f"/* {label} */ {sql}"
 
 
+def _shape(cur: psycopg.AsyncCursor[Any]) -> tuple[list[str], list[tuple[int, int]]]:
+    """The result's column names and, per column, the (table oid, attribute number) PostgreSQL
+    reports; read from the result itself (``description`` builds a Column object per column)."""
+    res = cur.pgresult
+    if res is None:
+        return [], []
+    encoding = cur.connection.info.encoding
+    indexes = range(res.nfields)
+    columns = [(res.fname(i) or b"").decode(encoding) or f"column_{i + 1}" for i in indexes]
+    return columns, [(res.ftable(i), res.ftablecol(i)) for i in indexes]
+
+
 async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object],
               *, max_rows: int, timeout_s: float, prepare: bool | None = None,
               label: str | None = None) -> Result:
@@ -70,10 +82,7 @@ async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object
         async with pool.connection(timeout=timeout_s) as conn, conn.cursor() as cur:
             await cur.execute(sql, params, prepare=prepare)
             rows = await cur.fetchmany(max_rows + 1)
-            columns = [c.name for c in cur.description or ()]
-            res = cur.pgresult
-            origins = [(res.ftable(i), res.ftablecol(i)) for i in range(len(columns))] if res \
-                else []
+            columns, origins = _shape(cur)
     except PoolTimeout:
         raise Unavailable("all database connections are busy; try again shortly") from None
     except psycopg.Error as exc:
@@ -93,10 +102,7 @@ async def stream(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, obj
         async with pool.connection(timeout=timeout_s) as conn, conn.transaction(), \
                 conn.cursor(name="querygate_stream") as cur:
             await cur.execute(labelled(sql, label), params)
-            columns = [c.name for c in cur.description or ()]
-            res = cur.pgresult
-            origins = [(res.ftable(i), res.ftablecol(i)) for i in range(len(columns))] \
-                if res else []
+            columns, origins = _shape(cur)
             left, want = max_rows, min(chunk, max_rows + 1)
             fetch = asyncio.ensure_future(cur.fetchmany(want))
             try:
