@@ -129,8 +129,12 @@ class Gateway:
     def callable_by(self, who: Identity) -> list[AnalysedFunction]:
         return [f for f in self.functions.values() if self.plan_for(f.name, who.roles).allowed]
 
-    async def authenticate(self, token: str | None) -> Identity:
+    async def authenticate(self, token: str | None, lease: execute.Lease | None = None) -> Identity:
+        """Who ``token`` stands for, checked against the directory now; on ``lease``'s
+        connection when one is given (the call's query then runs on it too)."""
         try:
+            if lease is not None:
+                return await self.authenticator.authenticate(await lease.connection(), token)
             async with self.query_pool.connection() as conn:
                 return await self.authenticator.authenticate(conn, token)
         except PoolTimeout:
@@ -141,9 +145,12 @@ class Gateway:
     async def call(self, token: str | None, function: str, params: object,
                    reason: object = None, client_addr: str | None = None) -> CallResult:
         """Authenticate, decide, run, mask and audit one call of a named function."""
-        context, event = await self._admitted(token, function, params, reason, client_addr)
-        rows = Collected()
-        outcome = await self._run(event, context, self._fetch_all(context), rows)
+        async with self._lease() as lease:
+            context, event = await self._admitted(token, function, params, reason, client_addr,
+                                                  lease)
+            rows = Collected()
+            outcome = await self._run(event, context, self._fetch_all(context, lease), rows,
+                                      lease=lease)
         return CallResult(outcome.columns, rows.rows, context.plan.fields, outcome.truncated,
                           outcome.receipt)
 
@@ -169,46 +176,57 @@ class Gateway:
     async def sql(self, token: str | None, text: object, reason: object = None,
                   client_addr: str | None = None) -> CallResult:
         """Ad-hoc SQL for roles granted ``adhoc: true``: the same analysis, masks and audit."""
-        who = await self.authenticate(token)
-        event = EventDraft(who, ADHOC_FUNCTION, client_addr, self.policy_version)
-        try:
-            event.parameters = {"sql": text if isinstance(text, str) else None}
-            why = checked_reason(reason)
-            event.reason = why
-            analysed, plan_ = prepare_adhoc(self, who, text)
-        except QuerygateError as exc:
-            await self._record_failure(event, exc)
-            raise
-        context = CallContext(who, analysed, plan_, {}, why, client_addr)
-        rows = Collected()
-        outcome = await self._run(event, context, self._fetch_all(context, prepare=True), rows,
-                                  adhoc=True)
+        async with self._lease() as lease:
+            who = await self.authenticate(token, lease)
+            event = EventDraft(who, ADHOC_FUNCTION, client_addr, self.policy_version)
+            try:
+                event.parameters = {"sql": text if isinstance(text, str) else None}
+                why = checked_reason(reason)
+                event.reason = why
+                analysed, plan_ = prepare_adhoc(self, who, text)
+            except QuerygateError as exc:
+                await self._record_failure(event, exc, lease)
+                raise
+            context = CallContext(who, analysed, plan_, {}, why, client_addr)
+            rows = Collected()
+            outcome = await self._run(event, context,
+                                      self._fetch_all(context, lease, prepare=True), rows,
+                                      adhoc=True, lease=lease)
         return CallResult(outcome.columns, rows.rows, plan_.fields, outcome.truncated,
                           outcome.receipt)
 
+    def _lease(self) -> execute.Lease:
+        return execute.Lease(self.query_pool, self.project.settings.pool_timeout_s)
+
     async def _admitted(self, token: str | None, function: str, params: object, reason: object,
-                        client_addr: str | None) -> tuple[CallContext, EventDraft]:
-        who = await self.authenticate(token)
+                        client_addr: str | None, lease: execute.Lease | None = None,
+                        ) -> tuple[CallContext, EventDraft]:
+        who = await self.authenticate(token, lease)
         event = EventDraft(who, function, client_addr, self.policy_version)
         try:
             who, analysed, plan_, values, why = self._admit(who, function, params, reason)
             event.who, event.reason = who, why
             event.parameters = audit_parameters(analysed, values, self._param_key)
         except QuerygateError as exc:
-            await self._record_failure(event, exc)
+            await self._record_failure(event, exc, lease)
             raise
         return CallContext(who, analysed, plan_, values, why, client_addr), event
 
-    async def _fetch_all(self, context: CallContext,
+    async def _fetch_all(self, context: CallContext, lease: execute.Lease,
                          prepare: bool | None = None) -> AsyncIterator[execute.Result]:
-        yield await execute.run(self.query_pool, context.function.function.exec_sql,
-                                dict(context.values), max_rows=self.project.settings.max_rows,
-                                timeout_s=self.project.settings.pool_timeout_s, prepare=prepare,
-                                label=identity.query_label(context.identity))
+        """The call's query on its leased connection, which goes back to the pool once read."""
+        try:
+            result = await execute.run(await lease.connection(),
+                                       context.function.function.exec_sql, dict(context.values),
+                                       max_rows=self.project.settings.max_rows, prepare=prepare,
+                                       label=identity.query_label(context.identity))
+        finally:
+            await lease.release()
+        yield result
 
     async def _run(self, event: EventDraft, context: CallContext,
                    chunks: AsyncIterator[execute.Result], sink: Sink,
-                   *, adhoc: bool = False) -> Outcome:
+                   *, adhoc: bool = False, lease: execute.Lease | None = None) -> Outcome:
         """Guards, the query, the origin check, masks, and the audit event before release."""
         analysed, plan_ = context.function, context.plan
         found: dict[tuple[str, str], None] = {}
@@ -232,14 +250,14 @@ class Gateway:
             if adhoc and (exc.sqlstate or "")[:2] in ("42", "22"):  # the caller's own SQL
                 failure = BadParameters(f"PostgreSQL refused the statement (SQLSTATE "
                                         f"{exc.sqlstate})", parameter="sql")
-            await self._record_failure(event, failure)
+            await self._record_failure(event, failure, lease)
             raise failure from None
         except QuerygateError as exc:
-            await self._record_failure(event, exc)
+            await self._record_failure(event, exc, lease)
             raise
         except asyncio.CancelledError:  # the caller went away: record it, then stop
             await asyncio.shield(self._record_failure(
-                event, ClientGone("the client disconnected; the query was cancelled")))
+                event, ClientGone("the client disconnected; the query was cancelled"), lease))
             raise
         receipt = await self.writer.append(event.finish(
             "allowed", rows=count, fields=plan_.decisions, subjects=subjects))
@@ -267,6 +285,10 @@ class Gateway:
         plan_.ensure_allowed()
         return who, analysed, plan_, values, checked_reason(reason)
 
-    async def _record_failure(self, event: EventDraft, exc: QuerygateError) -> None:
+    async def _record_failure(self, event: EventDraft, exc: QuerygateError,
+                              lease: execute.Lease | None = None) -> None:
+        """Audit a refused or failed call; its query connection, if any, goes back first."""
+        if lease is not None:
+            await lease.release()
         decision = "denied" if exc.status in (403, 404) else "error"
         await self.writer.append(event.finish(decision, error_code=exc.code))

@@ -8,9 +8,10 @@ import weakref
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from querygate.audit import configure_audit_connection
+from querygate.errors import Unavailable
 from querygate.settings import Settings
 
 
@@ -52,6 +53,35 @@ class CheckedPool(AsyncConnectionPool[Any]):
     async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._returned[conn] = time.monotonic()
         await super().putconn(conn)
+
+
+class Lease:
+    """One call's query connection, taken once: the token check and then the call's query run
+    on it, and it goes back to the pool as soon as the query is read (never held across the
+    audit commit). ``release`` may be called early and more than once."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], timeout_s: float) -> None:
+        self.pool, self.timeout_s = pool, timeout_s
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None:
+            try:
+                self._conn = await self.pool.getconn(self.timeout_s)
+            except PoolTimeout:
+                raise Unavailable("all database connections are busy; try again shortly") from None
+        return self._conn
+
+    async def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self.pool.putconn(conn)
+
+    async def __aenter__(self) -> Lease:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
 
 
 def query_pool(url: str, settings: Settings) -> AsyncConnectionPool[Any]:

@@ -68,10 +68,9 @@ def _shape(cur: psycopg.AsyncCursor[Any]) -> tuple[list[str], list[tuple[int, in
     return columns, [(res.ftable(i), res.ftablecol(i)) for i in indexes]
 
 
-async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object],
-              *, max_rows: int, timeout_s: float, prepare: bool | None = None,
-              label: str | None = None) -> Result:
-    """Run a function's SQL; rows past ``max_rows`` are not fetched.
+async def run(conn: psycopg.AsyncConnection[Any], sql: str, params: dict[str, object],
+              *, max_rows: int, prepare: bool | None = None, label: str | None = None) -> Result:
+    """Run a function's SQL on a query connection; rows past ``max_rows`` are not fetched.
 
     ``prepare=True`` forces the extended protocol, where PostgreSQL itself refuses
     more than one statement (used for ad-hoc SQL). ``label`` names the caller (see
@@ -79,12 +78,10 @@ async def run(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, object
     """
     sql = labelled(sql, label)
     try:
-        async with pool.connection(timeout=timeout_s) as conn, conn.cursor() as cur:
+        async with conn.cursor() as cur:
             await cur.execute(sql, params, prepare=prepare)
             rows = await cur.fetchmany(max_rows + 1)
             columns, origins = _shape(cur)
-    except PoolTimeout:
-        raise Unavailable("all database connections are busy; try again shortly") from None
     except psycopg.Error as exc:
         raise upstream_error(exc) from None
     return Result(columns, rows[:max_rows], len(rows) > max_rows, origins)
