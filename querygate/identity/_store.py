@@ -110,17 +110,18 @@ async def issue_token(conn: psycopg.AsyncConnection[Any], email: str,
     return token, token_id
 
 
-GRANTS_SQL = """
-coalesce((SELECT jsonb_agg(jsonb_build_object(
+_ACTIVE_GRANTS = """
+(SELECT jsonb_agg(jsonb_build_object(
         'id', a.id, 'role', a.role, 'expires_at', a.expires_at, 'break_glass', a.break_glass,
         'functions', a.functions, 'params', a.params) ORDER BY a.id)
     FROM querygate.access_requests a
     WHERE a.user_id = u.id AND a.status = 'approved' AND u.kind = 'person'
-      AND a.starts_at <= now() AND a.expires_at > now()), '[]'::jsonb)
+      AND a.starts_at <= now() AND a.expires_at > now())
 """
+GRANTS_SQL = f"coalesce({_ACTIVE_GRANTS}, '[]'::jsonb)"
 
 _AUTHENTICATE = f"""
-SELECT u.id, u.email, u.kind, u.roles, t.id, {GRANTS_SQL},
+SELECT u.id, u.email, u.kind, u.roles, t.id, {_ACTIVE_GRANTS},
        p.id, p.email, p.roles, p.status
 FROM querygate.tokens t JOIN querygate.users u ON u.id = t.user_id
 LEFT JOIN querygate.users p ON p.id = t.on_behalf_of
@@ -130,16 +131,24 @@ WHERE t.token_hash = %s AND t.revoked_at IS NULL
 
 
 async def authenticate(conn: psycopg.AsyncConnection[Any], token: str | None) -> Identity:
-    """The identity a bearer token stands for, checked against the directory now."""
+    """The identity a bearer token stands for, checked against the directory now.
+
+    The grants column is NULL, not an empty document, when none is in force (most calls):
+    nothing to parse."""
     if not token or not looks_like_token(token):
         raise NotAuthenticated("missing or malformed token; send Authorization: Bearer qg_…")
     cur = await conn.execute(_AUTHENTICATE, (token_hash(token),))
     row = await cur.fetchone()
     if row is None:
         raise NotAuthenticated("unknown, expired or revoked token")
-    who = Identity(row[0], row[1], row[2], tuple(row[3]), row[4])
+    roles = tuple(row[3])
     if row[6] is not None:
         if row[9] != "active":
             raise NotAuthenticated("the person this agent acts for is no longer active")
-        return acting_for(who, row[6], row[7], tuple(row[8]))
-    return with_grants(who, who.roles, tuple(Grant.from_row(g) for g in row[5]))
+        return acting_for(Identity(row[0], row[1], row[2], roles, row[4]), row[6], row[7],
+                          tuple(row[8]))
+    if row[5] is None:  # with_grants(who, roles, ()), built at once
+        return Identity(row[0], row[1], row[2], tuple(dict.fromkeys(roles)), row[4],
+                        base_roles=roles)
+    who = Identity(row[0], row[1], row[2], roles, row[4])
+    return with_grants(who, roles, tuple(Grant.from_row(g) for g in row[5]))
