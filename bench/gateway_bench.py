@@ -145,7 +145,7 @@ def wrk(base: str, path: str, body: str, token: str, n: int, conns: int, seconds
     sampler.join()
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))  # "1.08s " is padded
     return Figures(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
                    _ms(latency["50"]), _ms(latency["99"]), cpu / max(total, 1) * 1000,
                    sampler.peak / 2**20, int(errors.group(1)) if errors else 0)
