@@ -82,6 +82,8 @@ class Plan:
         rows as tuples, which the JSON encoder takes as they are."""
         if not rows:
             return []
+        if not any(c.decision == "omit" or c.decision in MASKS for c in self.columns):
+            return list(map(tuple, rows))  # every column in clear: the rows as they came
         columns = list(zip(*rows, strict=True))
         kept: list[Sequence[object]] = []
         for i, column in enumerate(self.columns):
