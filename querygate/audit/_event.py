@@ -88,7 +88,9 @@ def _check(value: object) -> None:
             for key, inner in item.items():  # type: ignore[attr-defined]
                 if type(key) is not str:
                     raise TypeError("object keys must be strings")
-                stack.append(inner)
+                scalar = type(inner)
+                if not (scalar is str or scalar is int or scalar is bool or inner is None):
+                    stack.append(inner)  # plain scalars pass here; anything else is checked
         elif kind is list:
             stack.extend(item)  # type: ignore[arg-type]
         elif isinstance(item, float):
