@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import psycopg
@@ -21,6 +22,7 @@ from querygate.audit._store import Receipt, append_batch
 from querygate.errors import AuditUnavailable
 
 _Pending = tuple[AuditEvent, "asyncio.Future[Receipt]"]
+log = logging.getLogger("querygate.audit.writer")
 
 
 def _retrieved(future: asyncio.Future[Receipt]) -> None:
@@ -84,7 +86,9 @@ class GroupWriter:
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
             receipts = await self._write([event for event, _ in batch])
-        except (PoolTimeout, psycopg.Error, OSError) as exc:  # every call in the batch fails closed
+        except Exception as exc:  # every call in the batch fails closed; the writer goes on
+            if not isinstance(exc, PoolTimeout | psycopg.Error | OSError):
+                log.exception("audit batch of %d events failed unexpectedly", len(batch))
             failure = AuditUnavailable("the audit store could not record this call, so no data "
                                        f"was returned ({type(exc).__name__})")
             for _, future in batch:

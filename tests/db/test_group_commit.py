@@ -61,3 +61,31 @@ async def test_a_failing_batch_fails_every_call_in_it(store: Store) -> None:
         await pool.close()
     with pytest.raises(AuditUnavailable):
         await writer.append(event(99))
+
+
+class _Flaky(GroupWriter):
+    """A writer whose second batch meets a fault no one foresaw (a bug, not the database)."""
+
+    batches = 0
+
+    async def _write(self, events: list[audit.AuditEvent]) -> list[audit.Receipt]:
+        self.batches += 1
+        if self.batches == 2:
+            raise RuntimeError("unforeseen")
+        return await super()._write(events)
+
+
+async def test_an_unforeseen_fault_fails_its_batch_and_the_writer_goes_on(store: Store) -> None:
+    pool = audit_pool(store.gateway_url, Settings(audit_pool_max_size=2))
+    await pool.open(wait=True)
+    writer = _Flaky(pool, timeout_s=5)
+    writer.start()
+    try:
+        first = await writer.append(event(0))
+        with pytest.raises(AuditUnavailable, match="RuntimeError"):
+            await writer.append(event(1))
+        after = await writer.append(event(2))
+    finally:
+        await writer.stop()
+        await pool.close()
+    assert (first.seq, after.seq) == (1, 2)  # nothing of the failed batch reached the log
