@@ -18,6 +18,7 @@ person-days of honest work.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import sys
 import time
@@ -126,16 +127,35 @@ def report(result: dict[str, Any], verbose: bool) -> None:
             print("    ", alert["raised_at"], alert["actor_id"], alert["rule"], alert["summary"])
 
 
+def configured(settings: list[str], parser: argparse.ArgumentParser) -> DetectConfig:
+    """The default settings with ``NAME=VALUE`` changes, each value of the setting's type."""
+    defaults = DetectConfig()
+    changes: dict[str, Any] = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        current = getattr(defaults, name, None)
+        if current is None or name == "disabled_rules":
+            parser.error(f"--set {item}: no numeric setting named {name!r}")
+        try:
+            changes[name] = type(current)(value)
+        except ValueError:
+            parser.error(f"--set {item}: {value!r} is not a {type(current).__name__}")
+    return dataclasses.replace(defaults, **changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--variant", choices=sorted(KEEP), action="append")
     parser.add_argument("--json", action="store_true", help="One JSON result per line.")
     parser.add_argument("-v", "--verbose", action="store_true", help="List the false alerts.")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="Change one detect: setting for this run, e.g. --set isolated_tail=1e-5")
     args = parser.parse_args()
+    config = configured(args.set, parser)
     for folder in args.folders:
         for variant in args.variant or ["full", "reasons", "minimal"]:
-            result = score(folder, variant, DetectConfig())
+            result = score(folder, variant, config)
             if args.json:
                 print(orjson.dumps({k: v for k, v in result.items() if k != "false"}).decode())
             else:
