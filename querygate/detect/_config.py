@@ -12,7 +12,8 @@ from querygate.project import Problems, did_you_mean, gathering, line_of
 RULES = (
     "break_glass", "volume.spike", "purpose.miss", "purpose.unexplained", "purpose.deep_look",
     "purpose.repeat",
-    "access.unusual", "access.denied", "breadth.sustained", "breadth.novel",
+    "access.unusual", "access.denied", "breadth.sustained", "breadth.novel", "lookup.isolated",
+    "lookup.returning",
 )
 """Every rule the detector knows; ``disabled_rules`` may name any of them."""
 
@@ -34,6 +35,7 @@ class DetectConfig:
     spike_max: float = 1.5  # x the person's busiest day (fading, see peak_decay)
     peak_decay: float = 0.98  # a busiest day fades by this a day: half-life about five weeks
     spike_peer: float = 2.0  # x the typical peer's busiest day
+    mixed_peer_quantile: float = 0.9  # without roles, a newcomer's per-function peer day
     explained_days: int = 3  # a look-up without reason is explained by a reasoned one this recent
     reason_coverage: float = 0.5  # reasons are expected when peers give them this often
     mismatch_share: float = 0.05  # a reason reused for others is a sign only where this is rare
@@ -60,6 +62,15 @@ class DetectConfig:
     cusum_alpha: float = 0.05  # weight of a new day in the personal baseline
     cusum_warm_days: int = 20  # active days learnt before the CUSUM may alarm
     unexplained_intraday: float = 2.0  # x the threshold, to alert before the day closes
+    # Look-ups judged by their shape (the lookup.* rules), with or without reasons:
+    isolated_days: int = 7  # nobody else read the subject, nor this person, in this many days
+    isolated_floor: int = 8  # isolated look-ups (over unexplained_window) never alerted below
+    isolated_tail: float = 1e-4  # ... and at least this far into a Poisson tail of one's own mean
+    isolated_share_z: float = 3.0  # ... and their share of one's look-ups this many sd above usual
+    workflow_share: float = 0.8  # a function on this share of one's look-ups is their workflow
+    workflow_min: int = 50  # subjects looked up (in the baseline) before a workflow is known
+    single_share: float = 0.5  # one function alone is shallow only where rarer than this
+    returning_share: float = 0.02  # where fewer of one's subjects come back, a return is a sign
     disabled_rules: frozenset[str] = field(default_factory=frozenset)
 
     def enabled(self, rule: str) -> bool:

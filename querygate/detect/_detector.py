@@ -4,9 +4,12 @@
 (break-glass, spikes, unusual access) fire on the event that crosses their
 threshold. A person's day ends at their quietest hour (a night shift is one
 day, not two); purpose rules run then, so a reason given later in the day still
-counts. Sustained-breadth rules run at midnight UTC over every day closed since,
-against the whole peer group's workload. Alerts raised at a close carry the
-``occurred_at`` of the event that triggered it.
+counts. The day's look-ups are judged by their shape then too (``lookup.*``:
+the functions each went through, whether anyone else or the person themselves
+read the subject lately), with or without reasons in the events. Sustained-breadth
+rules run at midnight UTC over every day closed since, against the whole peer
+group's workload. Alerts raised at a close carry the ``occurred_at`` of the
+event that triggered it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,25 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 
+from querygate.detect import _lookup as lookup
 from querygate.detect import _rules as rules
 from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._event import Event
 from querygate.detect._purpose import STRONG, Reasons, causes
-from querygate.detect._state import DAY, HOUR, Actor, Group, Limits, Today, prune, touch
+from querygate.detect._state import (
+    DAY,
+    HOUR,
+    Actor,
+    Group,
+    Limits,
+    Readers,
+    Shape,
+    Today,
+    Workflow,
+    prune,
+    touch,
+)
 
 ADDRESS_DAYS = 180  # an address or function unused this long is new again
 NO_GROUP = "*"
@@ -40,6 +56,7 @@ class Detector:
         self.groups: dict[str, Group] = {}
         self.reasons = Reasons()
         self.addrs: dict[str, int] = {}  # every client address seen, with the day last seen
+        self.readers = Readers()  # who read each subject lately, across the organisation
         self._open: list[Actor] = []
 
     def feed(self, event: Event) -> list[Alert]:
@@ -67,6 +84,7 @@ class Detector:
             "subjects_per_group": sum(len(g.touched) for g in self.groups.values()),
             "reasons": len(self.reasons),
             "addresses": len(self.addrs),
+            "recent_subjects": len(self.readers),
         }
 
     # --- per event -------------------------------------------------------------------
@@ -84,13 +102,14 @@ class Detector:
         actor.group = group
         actor.last_seen = self.day
         if group not in self.groups:
-            self.groups[group] = Group(group, self.config.peer_days)
+            self.groups[group] = Group(group, self.config.peer_days, mixed=group == NO_GROUP)
         if actor.today is None:
-            actor.start_day(event.ts)
+            today = actor.start_day(event.ts)
             self._open.append(actor)
             warm = self.day - self.first_day >= self.config.warmup_days
             actor.limits = rules.limits_for(actor, self.groups[group], self.config) \
                 if warm else _NEVER
+            today.workflow = lookup.workflow_of(actor, self.config)
         return actor
 
     def _observe(self, actor: Actor, event: Event) -> list[Alert]:
@@ -143,16 +162,38 @@ class Detector:
         seen, touched, mine = actor.seen, group.touched, today.subjects
         by_function = today.per_function.setdefault(event.function, set())
         by_function.update(event.subjects)
+        lately, readers, day, who = self.day - cfg.isolated_days, self.readers, self.day, actor.id
         for subject in event.subjects:
             if subject in mine:
                 continue
             mine.add(subject)
             key = hash(subject)
-            if targeted and key not in seen and key not in touched:
-                today.novel.add(subject)
-            touch(seen, key, self.day)
-            touch(touched, key, self.day)
+            last = seen.get(key)
+            if last is None:
+                if targeted and key not in touched:
+                    today.novel.add(subject)
+            elif last >= lately:
+                today.returning.add(subject)
+            touch(seen, key, day)
+            touch(touched, key, day)
         alerts = rules.volume(actor, today, limits, event, cfg)
+        if targeted:
+            looks = today.looks
+            for subject in event.subjects:
+                looks[subject] = looks.get(subject, 0) + 1
+                readers.read(hash(subject), who, day)
+                if event.ref and subject not in today.look_refs:
+                    today.look_refs[subject] = event.ref
+            if len(event.subjects) == 1:
+                subject = event.subjects[0]
+                today.solo.add(subject)
+                workflow = today.workflow
+                if workflow is not None and workflow.rare_returns and subject in actor.returns \
+                        and limits is not _NEVER and subject not in today.listed \
+                        and not readers.others(hash(subject), who, lately):
+                    alerts += lookup.returning_now(actor, today, subject, workflow, event, cfg)
+        else:
+            today.listed.update(event.subjects)
         if targeted:
             if odd_hour:
                 today.off_subjects.update(event.subjects)
@@ -237,10 +278,51 @@ class Detector:
         if limits is not _NEVER:
             alerts += rules.one_subject(actor, today, event, cfg, limits.strict,
                                         self.groups[actor.group].explained)
+        workflow = today.workflow
+        kinds, candidates = self._shape(actor, today, workflow)
+        if limits is not _NEVER:
+            alerts += lookup.isolated_lookups(actor, today, kinds, workflow, event, cfg)
+        alerts += lookup.returning(actor, today, candidates,
+                                   None if limits is _NEVER else workflow, event, cfg)
         stat, _ = actor.close_day()
         actor.remember_peaks(stat, cfg.unexplained_window, cfg.peak_decay, cfg.baseline_lag)
         self.groups[actor.group].pending.append((actor, stat, today))
         return alerts
+
+    def _shape(self, actor: Actor, today: Today,
+               workflow: Workflow | None) -> tuple[dict[str, list[str]], list[tuple[str, bool]]]:
+        """How the day's look-ups went (``today.shape``), and, where the person's look-ups are
+        judged by their shape, the isolated ones by kind and the candidates for a return."""
+        targeted = today.targeted
+        used: dict[str, list[str]] = {}  # subject -> functions it was read through today
+        with_function: dict[str, int] = {}
+        for name, subjects in today.per_function.items():
+            hit = subjects & targeted
+            if hit:
+                with_function[name] = len(hit)
+                for subject in hit:
+                    used.setdefault(subject, []).append(name)
+        today.shape = shape = Shape(len(targeted), sum(len(f) == 1 for f in used.values()),
+                                    len(today.returning & targeted), with_function)
+        kinds: dict[str, list[str]] = {}
+        candidates: list[tuple[str, bool]] = []
+        if workflow is None:
+            return kinds, candidates
+        since, usual = self.day - self.config.isolated_days, workflow.functions
+        for subject in sorted(today.solo - today.listed):
+            if self.readers.others(hash(subject), actor.id, since):
+                continue
+            functions = used[subject]
+            off = bool(usual) and usual.isdisjoint(functions)
+            candidates.append((subject, off))
+            if subject in today.returning:
+                continue
+            if off:
+                kinds.setdefault("off_workflow", []).append(subject)
+            elif len(functions) == 1 and workflow.single_is_shallow:
+                kinds.setdefault(f"one_function:{functions[0]}", []).append(subject)
+        shape.isolated = {kind: len(subjects) for kind, subjects in kinds.items()}
+        return kinds, candidates
 
     def _flush(self, event: Event) -> list[Alert]:
         """Peer baselines take in the days closed since the last flush; CUSUMs step."""
@@ -250,7 +332,8 @@ class Detector:
             if not pending:
                 continue
             stats = [stat for _, stat, _ in pending]
-            group.close_day([(a.id, stat) for a, stat, _ in pending], cfg.unexplained_window)
+            group.close_day([(a.id, stat) for a, stat, _ in pending], cfg.unexplained_window,
+                            cfg.mixed_peer_quantile)
             factor_t = group.workload("t", statistics.median(s.t for s in stats), len(stats),
                                       cfg.cusum_alpha)
             factor_v = group.workload("v", statistics.median(s.v for s in stats), len(stats),
@@ -266,6 +349,7 @@ class Detector:
             prune(group.touched, day - cfg.novelty_days)
             prune(group.explained, day - cfg.repeat_window - 2)
         prune(self.addrs, day - ADDRESS_DAYS)
+        self.readers.prune(day - cfg.isolated_days - 2)
         self.reasons.prune(day - cfg.reason_days)
         for actor_id in [a.id for a in self.actors.values()
                          if a.last_seen < day - cfg.forget_days and a.today is None]:
@@ -283,5 +367,8 @@ def _prune_actor(actor: Actor, day: int, cfg: DetectConfig) -> None:
     if actor.unexplained_days:
         actor.unexplained_days = {s: kept for s, ds in actor.unexplained_days.items()
                                   if (kept := [d for d in ds if d[0] > start])}
+    if actor.returns:
+        actor.returns = {s: recent for s, rs in actor.returns.items()
+                         if (recent := [r for r in rs if r.day > start])}
     if len(actor.cooldown) > 8:
         actor.cooldown = {k: d for k, d in actor.cooldown.items() if day - d < cfg.cooldown_days + 2}

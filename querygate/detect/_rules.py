@@ -1,5 +1,8 @@
 """The rules: each compares what one person did with their own baseline and their peers'.
 
+Where events carry reasons (or the gateway's purpose verdict), ``purpose.*`` judge
+each look-up's purpose; ``lookup.*`` (``_lookup``) judge its shape.
+
 Every rule returns ``Alert`` values that carry their evidence: the measured
 features, the baseline they were compared with, and the events behind them.
 A rule fires at most once per person per ``cooldown_days``.
@@ -14,7 +17,15 @@ from collections.abc import Iterable
 from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._event import Event
-from querygate.detect._state import Actor, DayStat, Group, Limits, Today, mean_sd, quantile
+from querygate.detect._state import (
+    Actor,
+    DayStat,
+    Group,
+    Limits,
+    Today,
+    mean_sd,
+    quantile,
+)
 
 _EPOCH = dt.date(1970, 1, 1)
 MAX_REFS = 20
@@ -24,12 +35,12 @@ def date_of(day: int) -> str:
     return (_EPOCH + dt.timedelta(days=day)).isoformat()
 
 
-def _may(actor: Actor, rule: str, day: int, cfg: DetectConfig) -> bool:
+def may(actor: Actor, rule: str, day: int, cfg: DetectConfig) -> bool:
     last = actor.cooldown.get(rule)
     return cfg.enabled(rule) and (last is None or day - last >= cfg.cooldown_days)
 
 
-def _fire(actor: Actor, rule: str, severity: str, event: Event, day: int, summary: str, *,
+def fire(actor: Actor, rule: str, severity: str, event: Event, day: int, summary: str, *,
           features: dict[str, object], baseline: dict[str, object], refs: Iterable[str],
           subjects: Iterable[str] = ()) -> Alert:
     actor.cooldown[rule] = day
@@ -60,7 +71,13 @@ def limits_for(actor: Actor, group: Group, cfg: DetectConfig) -> Limits:
     basis["own_days"] = len(hist)
     spike_n = max(floor, cfg.spike_peer * peer.get("subjects", 0.0))
     spike_t = max(floor, cfg.spike_peer * peer.get("lookups", 0.0))
-    functions = {f: max(floor, cfg.spike_peer * most) for f, most in group.functions.items()}
+    peer_functions = group.functions
+    if group.mixed and len(hist) < cfg.min_history_days:
+        # No roles in the events, and no baseline of one's own: this person's job is
+        # unknown, so a function's bound is a busy user of it, not the typical member.
+        peer_functions = group.functions_wide
+        basis["peer_function_quantile"] = cfg.mixed_peer_quantile
+    functions = {f: max(floor, cfg.spike_peer * most) for f, most in peer_functions.items()}
     unexplained = max(float(cfg.unexplained_floor),
                       cfg.unexplained_peer * peer.get("unexplained", 0.0))
     denied = max(float(cfg.denied_floor), 2 * peer.get("denied", 0.0))
@@ -117,7 +134,7 @@ def purpose_miss(actor: Actor, today: Today, event: Event, cfg: DetectConfig) ->
     if event.purpose != "miss" or not event.purpose_alert or not cfg.enabled("purpose.miss") \
             or actor.cooldown.get("purpose.miss") == today.day:
         return []
-    return [_fire(actor, "purpose.miss", "low", event, today.day,
+    return [fire(actor, "purpose.miss", "low", event, today.day,
                   f"{event.function} released {len(event.subjects)} subject(s) the purpose check "
                   "did not allow (warn mode: allowed and recorded)",
                   features={"function": event.function, "reason": event.reason},
@@ -134,9 +151,9 @@ def volume(actor: Actor, today: Today, limits: Limits, event: Event,
                                         for f in today.per_function))
     if n < total_limit and t < limits.spike_t and by_function < function_limit:
         return []
-    if not _may(actor, "volume.spike", today.day, cfg):
+    if not may(actor, "volume.spike", today.day, cfg):
         return []
-    return [_fire(actor, "volume.spike", "high", event, today.day,
+    return [fire(actor, "volume.spike", "high", event, today.day,
                   f"{n} different subjects today ({t} looked up one by one, {by_function} through "
                   f"{event.function}); thresholds {total_limit:.0f} / {limits.spike_t:.0f} / "
                   f"{function_limit:.0f}",
@@ -158,12 +175,12 @@ def unexplained(actor: Actor, today: Today, before: int, limits: Limits, event: 
     """
     total = before + len(today.unexplained)
     threshold = limits.unexplained * factor
-    if total < threshold or not _may(actor, "purpose.unexplained", today.day, cfg):
+    if total < threshold or not may(actor, "purpose.unexplained", today.day, cfg):
         return []
     severity = "high" if total >= 3 * limits.unexplained else "medium"
     refs = [r for rs in today.unexplained.values() for r in rs]
     causes = ", ".join(f"{k}: {v}" for k, v in sorted(today.causes.items()))
-    return [_fire(actor, "purpose.unexplained", severity, event, today.day,
+    return [fire(actor, "purpose.unexplained", severity, event, today.day,
                   f"{total} subjects looked up without a purpose over {cfg.unexplained_window} "
                   f"working days (threshold {threshold:.1f}); today {causes}",
                   features={"unexplained": total, "today": len(today.unexplained),
@@ -194,15 +211,15 @@ def one_subject(actor: Actor, today: Today, event: Event, cfg: DetectConfig, str
         refs = today.unexplained.get(subject, [])
         days = actor.unexplained_days.get(subject, [])
         total = sum(n for _, n in days)
-        if count >= deep and _may(actor, "purpose.deep_look", today.day, cfg):
-            return [_fire(actor, "purpose.deep_look", "medium", event, today.day,
+        if count >= deep and may(actor, "purpose.deep_look", today.day, cfg):
+            return [fire(actor, "purpose.deep_look", "medium", event, today.day,
                           f"{subject} looked up {count} times in a day without a purpose",
                           features={"subject": subject, "lookups": count},
                           baseline={"threshold": deep, "strict": strict}, refs=refs,
                           subjects=[subject])]
         if len(days) >= repeat and total >= lookups and \
-                _may(actor, "purpose.repeat", today.day, cfg):
-            return [_fire(actor, "purpose.repeat", "medium", event, today.day,
+                may(actor, "purpose.repeat", today.day, cfg):
+            return [fire(actor, "purpose.repeat", "medium", event, today.day,
                           f"{subject} looked up {total} times without a purpose, on "
                           f"{len(days)} days within {cfg.repeat_window}",
                           features={"subject": subject, "lookups": total,
@@ -217,7 +234,7 @@ def unusual_access(actor: Actor, today: Today, event: Event, cfg: DetectConfig, 
                    odd_hour: bool, new_addr: bool, org_new_addr: bool) -> list[Alert]:
     """Reading at an hour this person never works: a few subjects from an address nobody
     here has used (a stolen token), or many look-ups from anywhere."""
-    if not odd_hour or not _may(actor, "access.unusual", today.day, cfg):
+    if not odd_hour or not may(actor, "access.unusual", today.day, cfg):
         return []
     off = len(today.off_subjects)
     if off < cfg.offhours_subjects and len(today.off_new) < cfg.new_address_subjects:
@@ -225,7 +242,7 @@ def unusual_access(actor: Actor, today: Today, event: Event, cfg: DetectConfig, 
     where = ("an address nobody here has used" if org_new_addr else
              "an address this person never used" if new_addr else "their usual address")
     hour = int(event.ts % 86_400 // 3_600)
-    return [_fire(actor, "access.unusual", "high", event, today.day,
+    return [fire(actor, "access.unusual", "high", event, today.day,
                   f"{max(off, len(today.off_new))} subjects read at an hour this person does not work "
                   f"({hour:02d}h UTC), the last through {event.function} from {where} "
                   f"({event.addr or 'unknown'})",
@@ -245,9 +262,9 @@ def unusual_access(actor: Actor, today: Today, event: Event, cfg: DetectConfig, 
 def denied(actor: Actor, today: Today, limits: Limits, event: Event,
            cfg: DetectConfig) -> list[Alert]:
     """Many refused calls: probing what the token may do."""
-    if today.denied < limits.denied or not _may(actor, "access.denied", today.day, cfg):
+    if today.denied < limits.denied or not may(actor, "access.denied", today.day, cfg):
         return []
-    return [_fire(actor, "access.denied", "medium", event, today.day,
+    return [fire(actor, "access.denied", "medium", event, today.day,
                   f"{today.denied} refused calls today (threshold {limits.denied:.0f})",
                   features={"denied_today": today.denied},
                   baseline={"threshold": limits.denied}, refs=today.refs)]
@@ -262,11 +279,11 @@ def sustained(actor: Actor, stat: DayStat, event: Event, cfg: DetectConfig, *,
         mean, sd = cusum.mean, cusum.sd()
         z = cusum.step(value / factor, alpha=cfg.cusum_alpha, k=cfg.cusum_k,
                        warm=cfg.cusum_warm_days)
-        if cusum.level < cfg.cusum_h or not _may(actor, rule, stat.day, cfg):
+        if cusum.level < cfg.cusum_h or not may(actor, rule, stat.day, cfg):
             continue
         what = "looked up one by one" if rule == "breadth.sustained" else \
             "looked up that neither they nor their peers had touched lately"
-        found.append(_fire(
+        found.append(fire(
             actor, rule, "medium", event, stat.day,
             f"sustained rise in subjects {what}: {value} on {date_of(stat.day)} against a "
             f"baseline of {mean * factor:.1f} ± {sd * factor:.1f}; evidence {cusum.level:.1f} "

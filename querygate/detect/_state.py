@@ -30,11 +30,17 @@ def touch(recent: dict[Any, int], key: object, day: int) -> None:
 
 
 def prune(recent: dict[Any, int], before: int) -> None:
-    """Drop every key last used before day ``before`` (they sit at the front)."""
-    while recent:
-        key = next(iter(recent))
-        if recent[key] >= before:
-            return
+    """Drop every key last used before day ``before`` (they sit at the front).
+
+    One pass of one iterator: restarting ``iter()`` after each deletion would
+    rescan the freed slots at the front, quadratic in what is dropped.
+    """
+    stale = []
+    for key, day in recent.items():
+        if day >= before:
+            break
+        stale.append(key)
+    for key in stale:
         del recent[key]
 
 
@@ -68,16 +74,28 @@ class DayStat:
     reasoned: int
     mismatched: int  # reasoned look-ups of a subject the reason was not first given for
     per_function: dict[str, int] = field(default_factory=dict)
+    shape: Shape | None = None  # how the day's targeted subjects were looked up
+
+
+@dataclass(slots=True)
+class Shape:
+    """How one person's targeted look-ups of a day went: the basis of their workflow."""
+
+    looked: int = 0  # distinct subjects looked up (targeted)
+    single: int = 0  # ... through one function only
+    returning: int = 0  # ... that this person had read on an earlier day, lately
+    with_function: dict[str, int] = field(default_factory=dict)  # ... through each function
+    isolated: dict[str, int] = field(default_factory=dict)  # isolated look-ups, by kind
 
 
 class Today:
     """One person's day so far (their own day: it ends at their quietest hour)."""
 
-    __slots__ = ("causes", "day", "denied", "end", "events", "hours", "mismatched",
-                 "new_addrs", "new_functions", "novel", "off_new", "off_refs", "off_subjects",
-                 "per_function",
-                 "reasoned",
-                 "refs", "strong", "subjects", "targeted", "targeted_events", "unexplained")
+    __slots__ = ("causes", "day", "denied", "end", "events", "hours", "listed", "look_refs",
+                 "looks", "mismatched", "new_addrs", "new_functions", "novel", "off_new",
+                 "off_refs", "off_subjects", "per_function", "reasoned", "refs", "returning",
+                 "shape", "solo", "strong", "subjects", "targeted", "targeted_events",
+                 "unexplained", "workflow")
 
     def __init__(self, day: int, end: float) -> None:
         self.day = day
@@ -97,11 +115,19 @@ class Today:
         self.refs: deque[str] = deque(maxlen=20)
         self.hours: set[int] = set()
         self.events = self.denied = self.targeted_events = self.reasoned = self.mismatched = 0
+        self.looks: dict[str, int] = {}  # subject -> targeted look-ups of it today
+        self.look_refs: dict[str, str] = {}  # subject -> the first such look-up
+        self.solo: set[str] = set()  # subjects looked up alone (one subject in the call)
+        self.listed: set[str] = set()  # subjects in a list this person read today (> targeted)
+        self.returning: set[str] = set()  # subjects this person read on an earlier day, lately
+        self.shape: Shape | None = None  # set when the day closes
+        self.workflow: Workflow | None = None  # set at the start where look-ups are judged by shape
 
     def close(self) -> DayStat:
         return DayStat(self.day, len(self.subjects), len(self.targeted), len(self.unexplained),
                        len(self.novel), self.denied, self.targeted_events, self.reasoned,
-                       self.mismatched, {f: len(s) for f, s in self.per_function.items()})
+                       self.mismatched, {f: len(s) for f, s in self.per_function.items()},
+                       self.shape)
 
 
 @dataclass(slots=True)
@@ -116,6 +142,19 @@ class Limits:
     denied: float
     strict: bool  # one-subject rules: here a subject comes back by chance
     basis: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """How a person usually looks subjects up, from their days before the baseline lag."""
+
+    days: int  # closed days it was learnt from
+    functions: frozenset[str]  # functions on most of their look-ups (a ticket, a case)
+    single_is_shallow: bool  # most of their look-ups go through more than one function
+    rare_returns: bool  # their subjects seldom come back on another day
+    looked: int  # subjects looked up in the baseline
+    single: float  # share looked up through one function only
+    returning: float  # share they had read on an earlier day
 
 
 @dataclass(slots=True)
@@ -154,7 +193,7 @@ class Actor:
 
     __slots__ = ("active", "addrs", "boundary", "breadth", "cooldown", "explained", "funcs",
                  "group", "history", "hours", "id", "last_day", "last_seen", "limits", "novel",
-                 "peaks", "seen", "today", "unexplained_days", "weekend_days")
+                 "peaks", "returns", "seen", "today", "unexplained_days", "weekend_days")
 
     def __init__(self, actor_id: str, group: str, history_days: int) -> None:
         self.id = actor_id
@@ -173,6 +212,7 @@ class Actor:
         self.seen: dict[int, int] = {}  # hash(subject) -> day last read
         self.explained: dict[str, int] = {}  # subject -> day last read with a purpose
         self.unexplained_days: dict[str, list[tuple[int, int]]] = {}  # subject -> (day, look-ups)
+        self.returns: dict[str, list[Return]] = {}  # isolated subject -> the days it was read
         self.cooldown: dict[str, int] = {}
         self.peaks: dict[str, tuple[float, int]] = {}  # count -> (busiest value, its day)
         self.breadth = Cusum()
@@ -212,6 +252,10 @@ class Actor:
         older = list(self.history)[:-lag] if lag else list(self.history)
         if older:
             self.raise_peak("u", sum(s.u for s in older[-window:]), older[-1].day, decay)
+            last = older[-window:]
+            for kind in {k for s in last if s.shape for k in s.shape.isolated}:
+                self.raise_peak(f"iso:{kind}", sum(isolated(s, kind) for s in last),
+                                older[-1].day, decay)
         for name, count in stat.per_function.items():
             self.raise_peak(f"fn:{name}", count, stat.day, decay)
         if len(self.peaks) > 64:  # functions long unused fade out of memory
@@ -233,6 +277,65 @@ class Actor:
         return near < share * max(1, self.active)
 
 
+def isolated(stat: DayStat, kind: str) -> int:
+    """A closed day's isolated look-ups of one kind (0 where the day was not judged)."""
+    return stat.shape.isolated.get(kind, 0) if stat.shape else 0
+
+
+@dataclass(slots=True)
+class Return:
+    """One day an isolated subject was looked up by one person."""
+
+    day: int
+    lookups: int
+    off_workflow: bool
+    ref: str | None
+
+
+class Readers:
+    """Who looked each subject up lately (a targeted look-up, not a list that named it),
+    across the organisation, in order of last look-up.
+
+    For each subject: the day of its last look-up, by whom, and the last day
+    anyone else looked it up. Enough to say whether anyone but one person did
+    since a day, at one dictionary look-up.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: dict[int, tuple[int, str, int]] = {}
+
+    def read(self, key: int, actor: str, day: int) -> None:
+        entry = self.last.pop(key, None)
+        if entry is None:
+            self.last[key] = (day, actor, -1)
+        elif entry[1] == actor:
+            self.last[key] = (day, actor, entry[2])
+        else:
+            self.last[key] = (day, actor, entry[0])
+
+    def others(self, key: int, actor: str, since: int) -> bool:
+        """Whether anyone but ``actor`` read the subject on day ``since`` or later."""
+        entry = self.last.get(key)
+        if entry is None:
+            return False
+        day, last, other = entry
+        return (day if last != actor else other) >= since
+
+    def prune(self, before: int) -> None:
+        stale = []
+        for key, entry in self.last.items():
+            if entry[0] >= before:
+                break
+            stale.append(key)
+        for key in stale:
+            del self.last[key]
+
+    def __len__(self) -> int:
+        return len(self.last)
+
+
 def quietest_hour(hours: list[int]) -> int:
     """The middle of the quietest six hours: where a person's day should end and begin."""
     return min(range(24), key=lambda h: (sum(hours[(h + d) % 24] for d in range(-3, 3)), h))
@@ -241,11 +344,12 @@ def quietest_hour(hours: list[int]) -> int:
 class Group:
     """A peer group (people holding the same roles): what they touch and how much."""
 
-    __slots__ = ("coverage", "days", "explained", "functions", "mismatch", "name", "peer",
-                 "pending", "touched", "typical")
+    __slots__ = ("coverage", "days", "explained", "functions", "functions_wide", "mismatch",
+                 "mixed", "name", "peer", "pending", "touched", "typical")
 
-    def __init__(self, name: str, peer_days: int) -> None:
+    def __init__(self, name: str, peer_days: int, *, mixed: bool = False) -> None:
         self.name = name
+        self.mixed = mixed  # no roles in the events: everyone, whatever their job
         self.touched: dict[int, int] = {}  # hash(subject) -> day last read by anyone here
         self.explained: dict[str, int] = {}  # subject -> day someone here last had a purpose
         self.days: deque[list[tuple[str, DayStat]]] = deque(maxlen=peer_days)
@@ -254,13 +358,16 @@ class Group:
         self.mismatch: float | None = None  # share of reasoned look-ups off their reason
         self.peer: dict[str, float] = {}  # the typical member's busiest day, per count
         self.functions: dict[str, float] = {}  # the same, per function
+        self.functions_wide: dict[str, float] = {}  # a higher quantile of it (mixed groups)
         self.typical: dict[str, float] = {}  # EWMA of the median member's day, per count
 
-    def close_day(self, stats: list[tuple[str, DayStat]], window: int) -> None:
+    def close_day(self, stats: list[tuple[str, DayStat]], window: int,
+                  wide: float = 0.9) -> None:
         """Take in the days closed since the last flush; recompute the peer baselines.
 
-        A peer baseline is the median, over members, of each member's busiest
-        day in the window: one insider among the peers cannot raise it.
+        A peer baseline is the upper quartile, over members, of each member's
+        busiest day in the window: one insider among four or more peers cannot
+        move it far. A mixed group also keeps the ``wide`` quantile per function.
         """
         self.days.append(stats)
         members: dict[str, list[DayStat]] = {}
@@ -287,6 +394,8 @@ class Group:
             for name, count in top.items():
                 busiest.setdefault(name, []).append(count)
         self.functions = {name: quantile(v, 0.75) for name, v in busiest.items()}
+        if self.mixed:
+            self.functions_wide = {name: quantile(v, wide) for name, v in busiest.items()}
 
     def workload(self, name: str, median: float, members: int, alpha: float) -> float:
         """How busy the day was for the whole group, against a typical day (1.0 = typical).
