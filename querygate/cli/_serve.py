@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 import platformdirs
@@ -30,7 +33,15 @@ def serve(host: str, port: int, workers: int, project_dir: Path) -> None:
         serve_workers(project, host, port, workers)
         return
     use_uvloop()
-    run(serve_project(project, host, port, banner=[]))
+    _until_stopped(serve_project(project, host, port, banner=[]))
+
+
+def _until_stopped(server: Coroutine[Any, Any, None]) -> None:
+    """Serve until Ctrl+C: a stop the user asked for ends with a line and exit 0, not
+    "Aborted!" and exit 1 (uvicorn re-raises the signal once it has shut down cleanly)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        run(server)
+    click.echo("querygate stopped", err=True)
 
 
 @click.command(help=command_help(
@@ -44,7 +55,7 @@ def serve(host: str, port: int, workers: int, project_dir: Path) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the demo keeps its database and project (default: your data folder).")
 def demo(host: str, port: int, database_url: str | None, data_dir: Path | None) -> None:
-    from querygate.demo import demo_tokens, prepare
+    from querygate.demo import demo_tokens, prepare, stop_embedded
     from querygate.demo._banner import banner
 
     folder = data_dir or Path(platformdirs.user_data_dir("querygate")) / "demo"
@@ -60,8 +71,15 @@ def demo(host: str, port: int, database_url: str | None, data_dir: Path | None) 
     tokens = run(demo_tokens(setup.gateway_url))
     project = load(setup.project_dir)
     use_uvloop()
-    run(serve_project(project, host, port,
-                      banner=setup.notes + banner(setup.project_dir, host, port, tokens)))
+    try:
+        _until_stopped(serve_project(project, host, port,
+                                     banner=setup.notes + banner(setup.project_dir, host, port,
+                                                                 tokens)))
+    finally:
+        if database_url is None:  # the embedded server this demo started stops with it
+            stop_embedded(folder / "pg")
+            click.echo(f"embedded PostgreSQL stopped; its data stays in {folder / 'pg'}",
+                       err=True)
 
 
 @click.command(help=command_help("Write a starter project into DIR.", "querygate init ./gateway"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.demo_env import Demo, running_server
+from tests.demo_env import Demo, running_server, running_server_process
 
 
 def querygate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -91,3 +92,12 @@ def test_a_client_that_disconnects_cancels_its_query(demo: Demo, tmp_path: Path)
                     break
                 time.sleep(0.1)
         assert row == ("error", "client_closed")
+
+
+def test_ctrl_c_stops_the_server_cleanly(demo: Demo) -> None:
+    """Ctrl+C is how the banner says to stop: a clean exit with a line, not "Aborted!"."""
+    with running_server_process(demo.project_dir) as proc:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "querygate stopped" in output and "Aborted" not in output
