@@ -5,8 +5,8 @@ tags, the tagged columns its predicates read, the data subjects it returns;
 then the role × function × column decision matrix. Before all that, what is
 wrong in the sections only ``serve`` reads (``purpose:``, the roles'
 ``requires_reason``, ``purpose`` and ``limits``, ``limits:``, ``detect:``,
-``alerts:``), found by the parsers ``serve`` runs, and each purpose check's
-SQL prepared against the live database.
+``alerts:``, ``identity:``, ``checkpoints:``), found by the parsers ``serve``
+runs, and each purpose check's SQL prepared against the live database.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from typing import Any
 import psycopg
 
 from querygate.analysis import CatalogAnalysis
+from querygate.audit import CheckpointConfig
 from querygate.detect import load_settings as detect_settings
-from querygate.errors import ProjectError
+from querygate.errors import ProjectError, QuerygateError
 from querygate.guards import build_guards
+from querygate.identity import identity_settings
 from querygate.policy import plan
 from querygate.project import CONFIG_NAME, Project, line_of
 from querygate.purpose import load_requirements, prepare_check
@@ -30,6 +32,18 @@ def section_problems(project: Project) -> list[ProjectError]:
     problems: list[ProjectError] = []
     build_guards(project, problems)
     detect_settings(project, problems)
+    try:
+        identity_settings(project)
+    except ProjectError as exc:
+        problems.append(exc)
+    try:
+        CheckpointConfig.from_project(project)
+    except ProjectError as exc:
+        problems.append(exc)
+    except QuerygateError as exc:  # its message names the file; the line is the section's
+        where = str(project.root / CONFIG_NAME)
+        problems.append(ProjectError(exc.message.removeprefix(f"{where}: "), path=where,
+                                     line=line_of(project.raw, "checkpoints")))
     return problems
 
 

@@ -1,4 +1,5 @@
-"""`check` reads purpose:, limits:, detect: and alerts: with the parsers serve runs.
+"""`check` reads purpose:, limits:, detect:, alerts:, identity: and checkpoints: with the parsers
+serve runs.
 
 Each case edits the demo project's querygate.yaml the way a person would get it
 wrong, runs `querygate check` against the demo database, and asserts the message
@@ -14,10 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from querygate.audit import CheckpointConfig
 from querygate.cli import main
 from querygate.detect import RULES, load_settings
-from querygate.errors import ProjectError
+from querygate.errors import ProjectError, QuerygateError
 from querygate.guards import build_guards
+from querygate.identity import identity_settings
 from querygate.project import load_project
 from tests.demo_env import Demo
 
@@ -225,3 +228,32 @@ def test_the_demo_project_checks_clean(demo: Demo) -> None:
     assert json.loads(output)["problems"] == []
     code, output = check(demo.project_dir)
     assert code == 0 and "PROBLEM" not in output
+
+
+SECTION_CASES: list[tuple[str, str, str, str]] = [
+    ("checkpoints_key", "checkpoints:\n  evry_s: 60\n",
+     "unknown setting checkpoints.evry_s; known: every_s, folder, partitions_ahead, private_key, "
+     "public_key, s3", "checkpoints:"),
+    ("checkpoints_every", "checkpoints:\n  every_s: soon\n",
+     "checkpoints.every_s must be a number of seconds (0: off)", "checkpoints:"),
+    ("identity_key", "identity:\n  odic: {issuer: 'https://id.example.test'}\n",
+     "identity.odic: unknown key 'odic'; known keys: oidc, scim, access", "odic:"),
+]
+
+
+@pytest.mark.parametrize(("added", "message", "marker"), [c[1:] for c in SECTION_CASES],
+                         ids=[c[0] for c in SECTION_CASES])
+def test_check_reads_identity_and_checkpoints_as_serve_does(demo: Demo, tmp_path: Path,
+                                                            added: str, message: str,
+                                                            marker: str) -> None:
+    project = edited(demo, tmp_path, (ALERTS, ALERTS + added))
+    code, output = check(project, "--json")
+    assert code == 1
+    where = project / "querygate.yaml"
+    assert json.loads(output)["problems"] == [
+        {"file": f"{where}:{line_of(project, marker)}", "message": message}]
+    loaded = load_project(project)
+    with pytest.raises(QuerygateError) as caught:  # what serve stops at
+        identity_settings(loaded)
+        CheckpointConfig.from_project(loaded)
+    assert caught.value.message.endswith(f": {message}")
