@@ -11,6 +11,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 DAY = 86_400
@@ -29,15 +30,17 @@ def touch(recent: dict[Any, int], key: object, day: int) -> None:
         recent[key] = day
 
 
-def prune(recent: dict[Any, int], before: int) -> None:
-    """Drop every key last used before day ``before`` (they sit at the front).
+def prune(recent: dict[Any, Any], before: int,
+          day_of: Callable[[Any], int] | None = None) -> None:
+    """Drop every key last used before day ``before`` (they sit at the front). The value is
+    that day, or ``day_of`` reads it from the value.
 
     One pass of one iterator: restarting ``iter()`` after each deletion would
     rescan the freed slots at the front, quadratic in what is dropped.
     """
     stale = []
-    for key, day in recent.items():
-        if day >= before:
+    for key, value in recent.items():
+        if (value if day_of is None else day_of(value)) >= before:
             break
         stale.append(key)
     for key in stale:
@@ -121,7 +124,7 @@ class Today:
         self.listed: set[str] = set()  # subjects in a list this person read today (> targeted)
         self.returning: set[str] = set()  # subjects this person read on an earlier day, lately
         self.shape: Shape | None = None  # set when the day closes
-        self.workflow: Workflow | None = None  # set at the start where look-ups are judged by shape
+        self.workflow: Workflow | None = None  # set when the day starts (``workflow_of``)
 
     def close(self) -> DayStat:
         return DayStat(self.day, len(self.subjects), len(self.targeted), len(self.unexplained),
@@ -324,13 +327,7 @@ class Readers:
         return (day if last != actor else other) >= since
 
     def prune(self, before: int) -> None:
-        stale = []
-        for key, entry in self.last.items():
-            if entry[0] >= before:
-                break
-            stale.append(key)
-        for key in stale:
-            del self.last[key]
+        prune(self.last, before, itemgetter(0))
 
     def __len__(self) -> int:
         return len(self.last)
