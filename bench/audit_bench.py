@@ -137,18 +137,24 @@ def _backend_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def verify_speed(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        backend = conn.info.backend_pid
-        server_cpu, own_cpu = _backend_cpu_s(backend), time.process_time()
-        started = time.perf_counter()
-        result = await audit.verify(conn)
-        elapsed = time.perf_counter() - started
-        server_cpu, own_cpu = _backend_cpu_s(backend) - server_cpu, time.process_time() - own_cpu
-    checked = max(result.checked, 1)
-    print(f"verify: ok={result.ok} {result.checked:,} events in {elapsed:.1f} s = "
-          f"{result.checked / elapsed:,.0f} events/s; CPU per event: verifier "
-          f"{own_cpu / checked * 1e6:.2f} us, server {server_cpu / checked * 1e6:.2f} us")
+async def verify_speed(url: str, walks: list[str]) -> None:
+    """``audit.verify`` once per walk asked for, in that order, on the same log: the fast walk
+    (stored hashes, while the content constraint holds) and the deep one (every event's content
+    rendered and hashed), side by side."""
+    for walk in walks:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            backend = conn.info.backend_pid
+            server_cpu, own_cpu = _backend_cpu_s(backend), time.process_time()
+            started = time.perf_counter()
+            result = await audit.verify(conn, deep=walk == "deep")
+            elapsed = time.perf_counter() - started
+            server_cpu = _backend_cpu_s(backend) - server_cpu
+            own_cpu = time.process_time() - own_cpu
+        checked = max(result.checked, 1)
+        print(f"verify ({result.walk} walk): ok={result.ok} {result.checked:,} events in "
+              f"{elapsed:.1f} s = {result.checked / elapsed:,.0f} events/s; CPU per event: "
+              f"verifier {own_cpu / checked * 1e6:.2f} us, server {server_cpu / checked * 1e6:.2f} us"
+              + (f"; structure: {result.structure}" if result.structure else ""), flush=True)
 
 
 def _event(n: int) -> audit.AuditEvent:
@@ -159,17 +165,11 @@ def _event(n: int) -> audit.AuditEvent:
 
 
 async def _append_batch(pool: Any, events: list[audit.AuditEvent]) -> list[int]:
-    """Several events in one transaction: what group commit will do (one flush for all)."""
-    from querygate.audit._store import _INSERT, _row
+    """Several events in one statement and transaction: what group commit does."""
+    from querygate.audit._store import append_batch
 
-    async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(_INSERT, [_row(e) for e in events], returning=True)
-        seqs = []
-        while True:
-            row = await cur.fetchone()
-            seqs.append(int(row[0]))
-            if not cur.nextset():
-                return seqs
+    async with pool.connection() as conn:
+        return [receipt.seq for receipt in await append_batch(conn, events)]
 
 
 async def append_speed(url: str, writers: int, seconds: float, batch: int = 1) -> None:
@@ -224,6 +224,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--batch", type=int, default=1,
                         help="events per commit (more than 1 imitates group commit)")
+    parser.add_argument("--walks", default="fast,deep",
+                        help="verify: the walks to time, in order (fast, deep)")
     args = parser.parse_args()
     if args.step == "prepare":
         print(prepare(args.data_dir))
@@ -234,7 +236,7 @@ def main() -> None:
         asyncio.run(api_latency(args.url, args.data_dir, args.requests, args.customers,
                                 args.users, args.months))
     if args.step in ("run", "verify"):
-        asyncio.run(verify_speed(args.url))
+        asyncio.run(verify_speed(args.url, args.walks.split(",")))
     if args.step in ("run", "append"):
         asyncio.run(append_speed(args.url, args.writers, args.seconds, args.batch))
 

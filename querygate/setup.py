@@ -15,6 +15,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from querygate.audit import _content as content
+
 OWNER_ROLE = "querygate_owner"
 DEFAULT_GATEWAY_ROLE = "querygate_gateway"
 AUDITOR_ROLE = "querygate_auditor"
@@ -83,6 +85,8 @@ def setup_database(
             assert ddl is not None, f"querygate.{part} has no schema.sql"
             conn.execute(ddl.encode())
             done.append(f"created or updated the {part} tables in schema querygate")
+            if part == "audit":  # the constraint's SQL is generated with the verifier's
+                done += content.install(conn)
         conn.execute("RESET ROLE")
         done += _grant(conn, gateway_role, auditor_role, parts, read_schemas)
     return done

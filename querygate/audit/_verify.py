@@ -1,14 +1,18 @@
 """``audit verify``: recompute the chain and name the first event that does not hold.
 
-The walk streams, in sequence order, each event's place in the chain and its content as the
-server renders it in JSON from the row's columns. The columns are rendered in sorted key order
-and the four hashed documents are stored (``json``) in the canonical text that was hashed, so
-for an event written by this version the rendering *is* the canonical encoding and is hashed as
-it arrives. Anything else (an older store's ``jsonb``, a string the server escapes differently)
-is parsed and re-encoded canonically here; content that still does not match is read again in
-full and checked by the reference path (``AuditEvent.content_hash``) before it is called bad, so
-the fast paths can only be slower, never wrong. An edit to any column changes the rendering.
-Signed checkpoints (``_checkpoint``) are checked against the walk.
+Two walks, both in sequence order, both checking every event's place in the chain (sequence,
+``prev_hash``, the link hash) and the signed checkpoints (``_checkpoint``):
+
+- **fast**, while the content constraint is in place and validated on every table of the log
+  (``_content.structure_problem``): the database refuses any row whose columns do not hash to
+  its ``content_hash``, so the walk reads only the stored hashes.
+- **deep**, when the structure does not hold (the walk then says why) or on demand: the server
+  renders each event's columns in canonical key order, which for an event written by this
+  version *is* the hashed encoding, and the verifier hashes it. Anything else (an older store's
+  ``jsonb``, a string the server escapes differently) is parsed and re-encoded canonically;
+  content that still does not match is read in full and checked by the reference path
+  (``AuditEvent.content_hash``) before it is called bad, so these shortcuts can only be slower,
+  never wrong.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import psycopg
 from psycopg.types.string import ByteaBinaryLoader
 
 from querygate.audit._checkpoint import Checkpoint, read_folder, read_head, review
-from querygate.audit._event import ENCODING_VERSION, GENESIS, link
+from querygate.audit._content import rendering, structure_problem
+from querygate.audit._event import GENESIS, link
 from querygate.audit._keeper import CheckpointConfig
 from querygate.audit._read import COLUMNS, StoredEvent
 
@@ -34,36 +39,12 @@ BATCH = 2_000  # events per fetch: small, so the server renders the next while t
 AHEAD = 4  # fetches queued at once
 SWITCH_S = 0.0005  # the interpreter's switch interval during the walk
 
-# The hashed fields in canonical (sorted) key order, and how the server renders each as JSON:
-# text through to_json (which escapes it), the stored documents verbatim, numbers as they are.
-_FIELDS = (("actor_email", "text"), ("actor_id", "text"), ("actor_roles", "array"),
-           ("client_addr", "text"), ("context", "document"), ("decision", "text"),
-           ("duration_us", "number"), ("error_code", "text"), ("event_id", "quoted"),
-           ("fields", "document"), ("function_name", "text"), ("occurred_at", "time"),
-           ("parameters", "document"), ("policy_version", "text"), ("reason", "text"),
-           ("rows_returned", "number"), ("subjects", "document"), ("v", "version"))
-_RENDER = {
-    "text": "coalesce(to_json(e.{0})::text, 'null')",
-    "array": "array_to_json(e.{0})::text",
-    "document": "e.{0}::text",
-    "number": "e.{0}::text",
-    "quoted": "'\"' || e.{0} || '\"'",
-    "time": """'"' || to_char(e.{0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'""",
-    "version": f"'{ENCODING_VERSION}'",
-}
-
-
-def _content_sql() -> str:
-    """One string concatenation: cheaper for the server than row_to_json, which looks each
-    column's type up again for every row. A NULL where none belongs renders as '' (doubtful)."""
-    parts = [f"'{{\"{name}\":' || {_RENDER[kind].format(name)}" if i == 0
-             else f"',\"{name}\":' || {_RENDER[kind].format(name)}"
-             for i, (name, kind) in enumerate(_FIELDS)]
-    return "coalesce(" + " || ".join(parts) + " || '}', '')"
-
-
-_WALK = (f"SELECT e.seq, e.content_hash, e.prev_hash, e.hash, {_content_sql()} "
+# The deep walk: every event rendered by the server, hashed here. The fast walk: the stored
+# hashes alone, while the content constraint vouches for every row (``_content``).
+_DEEP = (f"SELECT e.seq, e.content_hash, e.prev_hash, e.hash, {rendering('e.')} "
          f"FROM querygate.audit_events e WHERE e.seq > %s ORDER BY e.seq")
+_FAST = ("SELECT e.seq, e.content_hash, e.prev_hash, e.hash "
+         "FROM querygate.audit_events e WHERE e.seq > %s ORDER BY e.seq")
 
 
 @dataclass(frozen=True)
@@ -76,6 +57,8 @@ class Verification:
     problem: str | None = None
     checkpoints: int = 0  # signed checkpoints the log was checked against
     start_seq: int = 0  # events up to here were vouched for by a checkpoint, not walked
+    walk: str = ""  # "fast" (stored hashes), "deep" (every event's content hashed), "" (no walk)
+    structure: str | None = None  # why the content constraint could not vouch for the rows
 
 
 @dataclass
@@ -112,24 +95,43 @@ async def _reference_ok(conn: psycopg.AsyncConnection[Any], seq: int) -> bool:
     return len(rows) == 1 and StoredEvent(rows[0]).event.content_hash() == bytes(rows[0][18])
 
 
+def _check_links(walk: _Walk, rows: list[tuple[Any, ...]]) -> None:
+    """The fast walk's check of a batch: each event's place in the chain, in order, stopping at
+    the first that does not hold. (The hot loop of ``audit verify``: written flat, with the
+    messages left to ``_place_problem``.)"""
+    sha256 = hashlib.sha256
+    expected, prev, signed, done = walk.expected, walk.prev, walk.signed, 0
+    for seq, content_hash, prev_hash, hash_ in rows:
+        if (seq != expected or prev_hash != prev
+                or sha256(prev + seq.to_bytes(8, "big", signed=True) + content_hash).digest() != hash_
+                or (seq in signed and signed[seq] != hash_)):
+            _stop(walk, expected, prev, done, seq, prev_hash, content_hash, hash_)
+            return
+        expected, prev, done = seq + 1, hash_, done + 1
+    walk.expected, walk.prev, walk.checked = expected, prev, walk.checked + done
+
+
 def _check_rows(walk: _Walk, rows: list[tuple[Any, ...]]) -> None:
-    """Check a batch in order, stopping at the first place in the chain that does not hold;
-    content the fast paths cannot confirm is noted for the reference path. (The hot loop of
-    ``audit verify``: written flat, with the messages left to ``_place_problem``.)"""
+    """The deep walk's check of a batch: as ``_check_links``, and each event's rendered content
+    hashed; content the shortcuts cannot confirm is noted for the reference path."""
     sha256 = hashlib.sha256
     expected, prev, signed, done = walk.expected, walk.prev, walk.signed, 0
     for seq, content_hash, prev_hash, hash_, rendered in rows:
         if (seq != expected or prev_hash != prev
                 or sha256(prev + seq.to_bytes(8, "big", signed=True) + content_hash).digest() != hash_
                 or (seq in signed and signed[seq] != hash_)):
-            walk.expected, walk.prev, walk.checked = expected, prev, walk.checked + done
-            walk.bad_seq, walk.problem = seq, _place_problem(walk, seq, prev_hash, content_hash,
-                                                             hash_)
+            _stop(walk, expected, prev, done, seq, prev_hash, content_hash, hash_)
             return
         if sha256(rendered).digest() != content_hash and not _reencoded_ok(rendered, content_hash):
             walk.doubtful.append(seq)
         expected, prev, done = seq + 1, hash_, done + 1
     walk.expected, walk.prev, walk.checked = expected, prev, walk.checked + done
+
+
+def _stop(walk: _Walk, expected: int, prev: bytes, done: int, seq: int, prev_hash: bytes,
+          content_hash: bytes, hash_: bytes) -> None:
+    walk.expected, walk.prev, walk.checked = expected, prev, walk.checked + done
+    walk.bad_seq, walk.problem = seq, _place_problem(walk, seq, prev_hash, content_hash, hash_)
 
 
 def _reencoded_ok(rendered: bytes, content_hash: bytes) -> bool:
@@ -155,11 +157,12 @@ async def _recheck(conn: psycopg.AsyncConnection[Any], walk: _Walk) -> None:
     walk.doubtful.clear()
 
 
-async def _walk(conn: psycopg.AsyncConnection[Any], walk: _Walk) -> None:
+async def _walk(conn: psycopg.AsyncConnection[Any], walk: _Walk, *, deep: bool) -> None:
     """Stream every event after ``walk.expected - 1`` in seq order. Each batch is checked on a
-    worker thread while this thread keeps the next fetches flowing, so the server renders while
-    the verifier hashes (the check holds the interpreter lock; a short switch interval hands it
-    back to the reader as soon as the server's data arrives)."""
+    worker thread while this thread keeps the next fetches flowing, so the server reads (and,
+    deep, renders) while the verifier hashes (the check holds the interpreter lock; a short
+    switch interval hands it back to the reader as soon as the server's data arrives)."""
+    check = _check_rows if deep else _check_links
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_S)
     try:
@@ -167,10 +170,10 @@ async def _walk(conn: psycopg.AsyncConnection[Any], walk: _Walk) -> None:
             # the rendered content as the server's UTF-8 bytes, hashed as is, never decoded
             # (psycopg swaps in its C loader: 0.8 against 1.5 us a row for a Python one)
             cur.adapters.register_loader("text", ByteaBinaryLoader)
-            await cur.execute(_WALK, (walk.expected - 1,))
+            await cur.execute(_DEEP if deep else _FAST, (walk.expected - 1,))
             batches = _prefetch(cur)
             async for rows in batches:
-                await asyncio.to_thread(_check_rows, walk, rows)
+                await asyncio.to_thread(check, walk, rows)
                 if walk.problem is not None or walk.doubtful:
                     await _recheck(conn, walk)  # queued behind the fetches on the connection
                 if walk.problem is not None:
@@ -218,29 +221,30 @@ def _beyond_end(checkpoints: Sequence[Checkpoint], last: int) -> Checkpoint | No
     return max(longer, key=lambda c: c.size) if longer else None
 
 
-async def verify(conn: psycopg.AsyncConnection[Any], *, batch: int = 5000,
-                 checkpoints: Sequence[Checkpoint] = (),
-                 anchor: Checkpoint | None = None) -> Verification:
+async def verify(conn: psycopg.AsyncConnection[Any], *, checkpoints: Sequence[Checkpoint] = (),
+                 anchor: Checkpoint | None = None, deep: bool = False) -> Verification:
     """Walk the log (from the first event, or after ``anchor``, a checkpoint already trusted);
-    stop at the first event that breaks the chain or contradicts a signed checkpoint."""
-    del batch  # kept for callers of the first version; the walk streams in CHUNK ranges
+    stop at the first event that breaks the chain or contradicts a signed checkpoint. The walk
+    is fast while the content constraint vouches for every row, deep otherwise or if asked."""
     walk = _Walk(1, GENESIS, {c.size: bytes.fromhex(c.head_hash) for c in checkpoints})
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         # Stream each partition's primary key in order (a merge), never sort the log on disk.
         await conn.execute("SET LOCAL enable_sort = off")
         _, head_seq, head_hash = await read_head(conn)
+        structure = await structure_problem(conn)
+        deep = deep or structure is not None
         start_problem = await _start(conn, anchor, walk)
         start = walk.expected - 1
         if start_problem is not None:
             return Verification(False, 0, start, "", anchor.size if anchor else 1, start_problem,
-                                len(checkpoints), start)
-        await _walk(conn, walk)
+                                len(checkpoints), start, "deep" if deep else "fast", structure)
+        await _walk(conn, walk, deep=deep)
     last = walk.expected - 1
 
     def result(bad_seq: int | None = None, problem: str | None = None) -> Verification:
         return Verification(problem is None, walk.checked, last, walk.prev.hex(), bad_seq, problem,
-                            len(checkpoints), start)
+                            len(checkpoints), start, "deep" if deep else "fast", structure)
 
     if walk.problem is not None:
         return result(walk.bad_seq, walk.problem)
@@ -260,11 +264,12 @@ async def verify(conn: psycopg.AsyncConnection[Any], *, batch: int = 5000,
 
 
 async def verify_log(conn: psycopg.AsyncConnection[Any], config: CheckpointConfig | None, *,
-                     from_checkpoint: bool = False) -> Verification:
+                     from_checkpoint: bool = False, deep: bool = False) -> Verification:
     """``audit verify``: the checkpoints in ``config.folder`` and, when ``checkpoints.s3`` is
     set, every version in the bucket first (signatures, no shrinking, no fork), then the chain
     against them; ``from_checkpoint`` walks only what follows the newest checkpoint the log
-    still matches."""
+    still matches; ``deep`` hashes every event's content even where the constraint vouches
+    for it."""
     public = config.verify_key() if config is not None else None
     found = read_folder(config.folder) if config is not None else []
     if config is not None and config.s3 is not None:
@@ -281,4 +286,4 @@ async def verify_log(conn: psycopg.AsyncConnection[Any], config: CheckpointConfi
     if from_checkpoint:
         within = [c for c in usable if c.size <= head_seq]
         anchor = max(within, key=lambda c: c.size) if within else None
-    return await verify(conn, checkpoints=usable, anchor=anchor)
+    return await verify(conn, checkpoints=usable, anchor=anchor, deep=deep)

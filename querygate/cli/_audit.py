@@ -142,6 +142,16 @@ def subject(subject: str, since: str | None, until: str | None, limit: int, as_j
     _print(with_connection(_store_url(project_dir), work), as_json)
 
 
+def _walk_line(result: Verification) -> str:
+    if result.walk == "fast":
+        return ("walk: fast; the store's content constraint is in place and validated on every "
+                "partition, so each event's columns hash to its content_hash")
+    if result.structure is None:
+        return "walk: deep (--deep); every event's content rendered and hashed"
+    return (f"walk: deep; every event's content rendered and hashed, because {result.structure} "
+            "(`querygate setup` puts the constraint back once the log verifies)")
+
+
 def _report(result: Verification, what: str) -> None:
     if result.ok:
         after = (f" after the checkpoint at seq {result.start_seq}" if what == "events"
@@ -150,27 +160,35 @@ def _report(result: Verification, what: str) -> None:
         click.echo(f"ok: {result.checked} {what} verified{since}; head seq {result.head_seq} "
                    f"hash {result.head_hash}")
         click.echo(f"checkpoints: {result.checkpoints} signed checkpoint(s) matched")
-        return
-    if result.first_bad_seq is None:
+    elif result.first_bad_seq is None:
         click.echo(f"FAILED: {result.problem}")
     else:
         click.echo(f"FAILED at event seq {result.first_bad_seq}: {result.problem}")
-    click.echo(f"{result.checked} events verified before it; last good seq {result.head_seq}")
-    sys.exit(1)
+    if not result.ok:
+        click.echo(f"{result.checked} events verified before it; last good seq {result.head_seq}")
+    if result.walk:
+        click.echo(_walk_line(result))
+    if not result.ok:
+        sys.exit(1)
 
 
 @audit_group.command("verify", help=command_help(
     "Check every signed checkpoint, then recompute the hash chain against them; exit 1 and name "
     "the first bad event if the log was altered, truncated or restored. With --export, verify "
-    "exported JSONL files instead of the database.",
+    "exported JSONL files instead of the database. While the store's content constraint holds, "
+    "the walk reads the stored hashes (fast); otherwise, or with --deep, it hashes every event's "
+    "content as well.",
     "querygate audit verify"))
 @click.option("--from-checkpoint", is_flag=True,
               help="Walk only the events after the newest checkpoint the log still matches.")
+@click.option("--deep", is_flag=True,
+              help="Render and hash every event's content even where the content constraint "
+                   "vouches for it.")
 @click.option("--export", "files", multiple=True, type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="An export file to verify, JSONL or Parquet (repeat for "
               "several months; the two forms mix).")
 @project_option
-def verify(from_checkpoint: bool, files: tuple[Path, ...], project_dir: Path) -> None:
+def verify(from_checkpoint: bool, deep: bool, files: tuple[Path, ...], project_dir: Path) -> None:
     project = load(project_dir)
     config = checkpoint_config(project)
     if files:
@@ -178,7 +196,7 @@ def verify(from_checkpoint: bool, files: tuple[Path, ...], project_dir: Path) ->
         return
 
     async def work(conn: psycopg.AsyncConnection[Any]) -> Verification:
-        return await audit.verify_log(conn, config, from_checkpoint=from_checkpoint)
+        return await audit.verify_log(conn, config, from_checkpoint=from_checkpoint, deep=deep)
 
     _report(with_connection(_store_url(project_dir), work), "events")
 

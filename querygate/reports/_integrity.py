@@ -18,6 +18,13 @@ def _event_ok(stored: StoredEvent) -> bool:
             and audit.link(stored.prev_hash, stored.seq, stored.content_hash) == stored.hash)
 
 
+_CONTENT = {
+    "fast": "Each event's fields are held to its hash by the database's content constraint, "
+            "found in place and validated on every part of the log.",
+    "deep": "Each event's fields were rendered and hashed one by one by the verifier.",
+}
+
+
 async def integrity(conn: psycopg.AsyncConnection[Any], config: CheckpointConfig | None,
                     events: Sequence[StoredEvent], *, quick: bool = False) -> Integrity:
     """Verify the log (all of it, or after the newest checkpoint when ``quick``) and each event
@@ -30,6 +37,7 @@ async def integrity(conn: psycopg.AsyncConnection[Any], config: CheckpointConfig
         f"Chain recomputed over {walked}; head event {result.head_seq:,}, "
         f"hash {result.head_hash[:16]}….",
         f"Signed checkpoints matched: {result.checkpoints}.",
+        *([_CONTENT[result.walk]] if result.walk else []),
         *([f"Events listed in this report checked one by one: {len(events) - len(bad)} of "
            f"{len(events)} intact."] if events else []),
     )

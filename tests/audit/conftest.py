@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from querygate import audit
 from querygate.audit import AuditEvent, CheckpointConfig
+from querygate.audit import _content as content
 from querygate.execute import audit_pool
 from querygate.settings import Settings
 from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
@@ -60,9 +61,10 @@ async def append(url: str, events: list[AuditEvent], concurrency: int = 1) -> li
 
 
 async def verify(log: Log, *, from_checkpoint: bool = False,
-                 config: CheckpointConfig | None = None) -> audit.Verification:
+                 config: CheckpointConfig | None = None, deep: bool = False) -> audit.Verification:
     async with await psycopg.AsyncConnection.connect(log.gateway_url, autocommit=True) as conn:
-        return await audit.verify_log(conn, config or log.config, from_checkpoint=from_checkpoint)
+        return await audit.verify_log(conn, config or log.config, from_checkpoint=from_checkpoint,
+                                      deep=deep)
 
 
 async def checkpoint(log: Log) -> audit.Checkpoint:
@@ -70,14 +72,28 @@ async def checkpoint(log: Log) -> audit.Checkpoint:
         return await audit.write_checkpoint(conn, log.config.signing_key(), log.config.folder)
 
 
+# What a superuser must do first to edit a field: the content constraint refuses any row whose
+# columns do not hash to its content_hash, triggers or not.
+UNGUARD = "ALTER TABLE querygate.audit_events DROP CONSTRAINT audit_events_content"
+
+
+def guard(url: str) -> None:
+    """Put the content constraint back, as ``querygate setup`` does."""
+    with psycopg.connect(url) as conn:
+        conn.execute("SET ROLE querygate_owner")
+        content.install(conn)
+
+
 def tamper(url: str, *statements: str) -> None:
     """A superuser who switches the append-only triggers off and edits the tables directly."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ALTER TABLE querygate.audit_events DISABLE TRIGGER USER")
-        for statement in statements:
-            conn.execute(statement.encode())
-        for trigger in ("audit_events_chain", "audit_events_no_change"):
-            conn.execute(f"ALTER TABLE querygate.audit_events ENABLE ALWAYS TRIGGER {trigger}")
+        try:
+            for statement in statements:
+                conn.execute(statement.encode())
+        finally:
+            for trigger in ("audit_events_chain", "audit_events_no_change"):
+                conn.execute(f"ALTER TABLE querygate.audit_events ENABLE ALWAYS TRIGGER {trigger}")
 
 
 @pytest.fixture

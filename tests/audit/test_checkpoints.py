@@ -12,7 +12,16 @@ import pytest
 from querygate import audit
 from querygate.audit import CheckpointConfig, CheckpointError, CheckpointLoop
 from querygate.setup import DEFAULT_GATEWAY_ROLE, url_for
-from tests.audit.conftest import Log, append, checkpoint, event, open_pool, tamper, verify
+from tests.audit.conftest import (
+    UNGUARD,
+    Log,
+    append,
+    checkpoint,
+    event,
+    open_pool,
+    tamper,
+    verify,
+)
 from tests.demo_env import create_database, drop_database
 
 pytestmark = pytest.mark.anyio
@@ -68,7 +77,8 @@ async def test_an_edit_before_a_checkpoint_cannot_be_rechained(log: Log) -> None
     signed head."""
     await append(log.gateway_url, [event(n) for n in range(6)])
     await checkpoint(log)
-    tamper(log.admin_url, "UPDATE querygate.audit_events SET reason = 'rewritten' WHERE seq = 3")
+    tamper(log.admin_url, UNGUARD,
+           "UPDATE querygate.audit_events SET reason = 'rewritten' WHERE seq = 3")
     events = []
     async with await psycopg.AsyncConnection.connect(log.admin_url, autocommit=True) as conn:
         async for line in audit.export(conn):

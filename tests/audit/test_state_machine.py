@@ -11,11 +11,12 @@ import asyncio
 import shutil
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
-from tests.audit.conftest import Log, append, checkpoint, event, tamper, verify
+from tests.audit.conftest import UNGUARD, Log, append, checkpoint, event, guard, tamper, verify
 
 GENESIS_HEX = "00" * 32
 
@@ -29,6 +30,7 @@ class LogMachine(RuleBasedStateMachine):
         self.signed: list[int] = []
         self.expected_bad: int | None = None
         self.tampered = False
+        self.unguarded = False  # the content constraint was dropped to edit a field
         self._reset()
 
     def _reset(self) -> None:
@@ -41,6 +43,7 @@ class LogMachine(RuleBasedStateMachine):
                 conn.execute("SELECT querygate.audit_protect(%s::regclass)", (table,))
             conn.execute(f"UPDATE querygate.audit_head SET seq = 0, hash = '\\x{GENESIS_HEX}'")
         shutil.rmtree(self.log.config.folder, ignore_errors=True)
+        guard(self.log.admin_url)
 
     @precondition(lambda self: not self.tampered)
     @rule(count=st.integers(1, 4))
@@ -58,9 +61,17 @@ class LogMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def edit_a_field(self, data: st.DataObject) -> None:
         seq = data.draw(st.integers(1, self.size))
-        tamper(self.log.admin_url,
+        tamper(self.log.admin_url, UNGUARD,
                f"UPDATE querygate.audit_events SET rows_returned = 99 WHERE seq = {seq}")
-        self.tampered, self.expected_bad = True, seq
+        self.tampered, self.expected_bad, self.unguarded = True, seq, True
+
+    @precondition(lambda self: not self.tampered and self.size >= 1)
+    @rule(data=st.data())
+    def try_to_edit_with_the_constraint_in_place(self, data: st.DataObject) -> None:
+        seq = data.draw(st.integers(1, self.size))
+        with pytest.raises(psycopg.errors.CheckViolation, match="audit_events_content"):
+            tamper(self.log.admin_url,
+                   f"UPDATE querygate.audit_events SET actor_email = 'x' WHERE seq = {seq}")
 
     @precondition(lambda self: not self.tampered and self.size >= 3)
     @rule(data=st.data())
@@ -96,7 +107,9 @@ class LogMachine(RuleBasedStateMachine):
         assert result.ok == (self.expected_bad is None), result
         if self.expected_bad is not None:
             assert result.first_bad_seq == self.expected_bad, result
+            assert (result.structure is not None) == self.unguarded, result
         else:
+            assert result.walk == "fast" and result.structure is None, result
             assert result.checked == self.size
             assert result.checkpoints == len(self.signed)
 

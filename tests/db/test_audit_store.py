@@ -19,6 +19,8 @@ from querygate.execute import audit_pool
 from querygate.settings import Settings
 from tests.db.conftest import Store
 
+UNGUARD = "ALTER TABLE querygate.audit_events DROP CONSTRAINT audit_events_content"
+
 pytestmark = pytest.mark.anyio
 
 
@@ -122,21 +124,26 @@ async def test_the_writer_cannot_choose_its_place_in_the_chain(store: Store) -> 
             "parameters, decision, fields, subjects, duration_us, content_hash, prev_hash, hash) "
             "VALUES (999, gen_random_uuid(), now(), 'f', '{}', 'allowed', '{}', '[]', 0, "
             "sha256('x'), '\\x00', '\\x00')")
+    hand_insert = (
+        "INSERT INTO querygate.audit_events (seq, event_id, occurred_at, function_name, "
+        "parameters, decision, fields, subjects, duration_us, content_hash, prev_hash, hash) "
+        "VALUES (999, gen_random_uuid(), now(), 'f', '{}', 'allowed', '{}', '[]', 0, "
+        "sha256('x'), '\\x00', '\\x00') RETURNING seq")
     with psycopg.connect(store.admin_url, autocommit=True) as conn:  # by hand, as a superuser
-        row = conn.execute(
-            "INSERT INTO querygate.audit_events (seq, event_id, occurred_at, function_name, "
-            "parameters, decision, fields, subjects, duration_us, content_hash, prev_hash, hash) "
-            "VALUES (999, gen_random_uuid(), now(), 'f', '{}', 'allowed', '{}', '[]', 0, "
-            "sha256('x'), '\\x00', '\\x00') RETURNING seq").fetchone()
+        with pytest.raises(psycopg.errors.CheckViolation, match="audit_events_content"):
+            conn.execute(hand_insert)  # its columns do not hash to the content_hash it claims
+        conn.execute(UNGUARD)
+        row = conn.execute(hand_insert).fetchone()
     assert row == (2,)  # linked by the trigger, whatever was sent
     result = await verify(store.gateway_url)
     assert not result.ok and result.first_bad_seq == 2 and "edited" in (result.problem or "")
+    assert result.walk == "deep" and "no audit_events_content constraint" in (result.structure or "")
 
 
 @pytest.mark.parametrize(("statements", "bad_seq", "words"), [
-    (["UPDATE querygate.audit_events SET rows_returned = 0 WHERE seq = 3"], 3, "edited"),
-    (["UPDATE querygate.audit_events SET fields = '{\"iban\": \"allow\"}' WHERE seq = 4"], 4,
-     "edited"),
+    ([UNGUARD, "UPDATE querygate.audit_events SET rows_returned = 0 WHERE seq = 3"], 3, "edited"),
+    ([UNGUARD, "UPDATE querygate.audit_events SET fields = '{\"iban\": \"allow\"}' WHERE seq = 4"],
+     4, "edited"),
     (["DELETE FROM querygate.audit_events WHERE seq = 3"], 4, "jumps"),
     (["UPDATE querygate.audit_events SET seq = seq + 100 WHERE seq IN (2, 3)",
       "UPDATE querygate.audit_events SET seq = 3 WHERE seq = 102",
