@@ -144,11 +144,11 @@ def subject(subject: str, since: str | None, until: str | None, limit: int, as_j
 
 def _walk_line(result: Verification) -> str:
     if result.walk == "fast":
-        return ("walk: fast; the store's content constraint is in place and validated on every "
-                "partition, so each event's columns hash to its content_hash")
+        return ("walk: fast; the content constraint holds on every partition, so the stored "
+                "hashes vouch for each event's fields")
     if result.structure is None:
-        return "walk: deep (--deep); every event's content rendered and hashed"
-    return (f"walk: deep; every event's content rendered and hashed, because {result.structure} "
+        return "walk: deep (--deep); every event's fields rendered and hashed"
+    return (f"walk: deep; every event's fields rendered and hashed, because {result.structure} "
             "(`querygate setup` puts the constraint back once the log verifies)")
 
 
