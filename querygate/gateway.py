@@ -79,9 +79,12 @@ class Gateway:
         self.authenticator = authenticator or identity.TokenAuthenticator()
         self.policy_version = policy_version  # recorded in querygate.policy_versions at start
         self.writer = GroupWriter(audit_pool, timeout_s=project.settings.audit_timeout_ms / 1000)
+        self.token_checks = identity.TokenChecks(query_pool,
+                                                 timeout_s=project.settings.pool_timeout_s)
         self._mask_key = _derive(project.secret_key, "mask.hash")
         self._param_key = _derive(project.secret_key, "audit.parameter")
         self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
+        self._calls = 0  # calls of named functions under way (token_checks: is one alone?)
 
     @classmethod
     async def open(cls, project: Project) -> Gateway:
@@ -111,6 +114,7 @@ class Gateway:
         return gateway
 
     async def close(self) -> None:
+        await self.token_checks.stop()
         await self.writer.stop()
         for guard in self.guards:
             await guard.close()
@@ -130,9 +134,15 @@ class Gateway:
         return [f for f in self.functions.values() if self.plan_for(f.name, who.roles).allowed]
 
     async def authenticate(self, token: str | None, lease: execute.Lease | None = None) -> Identity:
-        """Who ``token`` stands for, checked against the directory now; on ``lease``'s
-        connection when one is given (the call's query then runs on it too)."""
+        """Who ``token`` stands for, checked against the directory now. querygate's own tokens
+        (and a missing one) go through ``token_checks``: with the concurrent calls' tokens, or
+        alone on ``lease``'s connection. Anything else (a JWT) goes to the authenticator, on
+        ``lease``'s connection when one is given. The call's query then runs on that
+        connection too."""
         try:
+            if token is None or token.startswith(identity.TOKEN_PREFIX):
+                alone = lease.connection if lease is not None and self._calls <= 1 else None
+                return await self.token_checks.check(token, alone)  # alone: no other call now
             if lease is not None:
                 return await self.authenticator.authenticate(await lease.connection(), token)
             async with self.query_pool.connection() as conn:
@@ -145,12 +155,16 @@ class Gateway:
     async def call(self, token: str | None, function: str, params: object,
                    reason: object = None, client_addr: str | None = None) -> CallResult:
         """Authenticate, decide, run, mask and audit one call of a named function."""
-        async with self._lease() as lease:
-            context, event = await self._admitted(token, function, params, reason, client_addr,
-                                                  lease)
-            rows = Collected()
-            outcome = await self._run(event, context, self._fetch_all(context, lease), rows,
-                                      lease=lease)
+        self._calls += 1
+        try:
+            async with self._lease() as lease:
+                context, event = await self._admitted(token, function, params, reason,
+                                                      client_addr, lease)
+                rows = Collected()
+                outcome = await self._run(event, context, self._fetch_all(context, lease), rows,
+                                          lease=lease)
+        finally:
+            self._calls -= 1
         return CallResult(outcome.columns, rows.rows, context.plan.fields, outcome.truncated,
                           outcome.receipt)
 

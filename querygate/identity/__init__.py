@@ -25,6 +25,7 @@ from querygate.identity._authenticator import (
     TokenAuthenticator,
     build_authenticator,
 )
+from querygate.identity._checks import TokenChecks
 from querygate.identity._db import writing
 from querygate.identity._events import identity_event, record
 from querygate.identity._guard import AccessScopeGuard
@@ -87,6 +88,7 @@ __all__ = [
     "ScimSettings",
     "Scope",
     "TokenAuthenticator",
+    "TokenChecks",
     "TokenSet",
     "User",
     "access_report",

@@ -121,26 +121,39 @@ _ACTIVE_GRANTS = """
 GRANTS_SQL = f"coalesce({_ACTIVE_GRANTS}, '[]'::jsonb)"
 
 _AUTHENTICATE = f"""
-SELECT u.id, u.email, u.kind, u.roles, t.id, {_ACTIVE_GRANTS},
+SELECT t.token_hash, u.id, u.email, u.kind, u.roles, t.id, {_ACTIVE_GRANTS},
        p.id, p.email, p.roles, p.status
 FROM querygate.tokens t JOIN querygate.users u ON u.id = t.user_id
 LEFT JOIN querygate.users p ON p.id = t.on_behalf_of
-WHERE t.token_hash = %s AND t.revoked_at IS NULL
+WHERE t.token_hash = ANY(%s) AND t.revoked_at IS NULL
   AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.status = 'active'
 """
+MALFORMED = "missing or malformed token; send Authorization: Bearer qg_…"
+UNKNOWN = "unknown, expired or revoked token"
 
 
 async def authenticate(conn: psycopg.AsyncConnection[Any], token: str | None) -> Identity:
-    """The identity a bearer token stands for, checked against the directory now.
-
-    The grants column is NULL, not an empty document, when none is in force (most calls):
-    nothing to parse."""
+    """The identity a bearer token stands for, checked against the directory now."""
     if not token or not looks_like_token(token):
-        raise NotAuthenticated("missing or malformed token; send Authorization: Bearer qg_…")
-    cur = await conn.execute(_AUTHENTICATE, (token_hash(token),))
-    row = await cur.fetchone()
+        raise NotAuthenticated(MALFORMED)
+    digest = token_hash(token)
+    row = (await look_up(conn, [digest])).get(digest)
     if row is None:
-        raise NotAuthenticated("unknown, expired or revoked token")
+        raise NotAuthenticated(UNKNOWN)
+    return identity_from_row(row)
+
+
+async def look_up(conn: psycopg.AsyncConnection[Any],
+                  digests: Sequence[bytes]) -> dict[bytes, tuple[Any, ...]]:
+    """The directory's rows for the tokens (by hash) that are valid now, in one statement."""
+    cur = await conn.execute(_AUTHENTICATE, (list(digests),))
+    return {bytes(row[0]): row[1:] for row in await cur.fetchall()}
+
+
+def identity_from_row(row: tuple[Any, ...]) -> Identity:
+    """A valid token's row as the caller's identity; NotAuthenticated for an agent whose person
+    is no longer active. The grants column is NULL, not an empty document, when none is in
+    force (most calls): nothing to parse."""
     roles = tuple(row[3])
     if row[6] is not None:
         if row[9] != "active":

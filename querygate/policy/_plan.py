@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from querygate.errors import PolicyDenied
 from querygate.policy._decisions import (
@@ -38,7 +39,7 @@ class ColumnPlan:
     spec: ColumnSpec
     verdict: Verdict
 
-    @property
+    @cached_property
     def decision(self) -> str:
         return output_decision(self.verdict.decision)
 
@@ -60,18 +61,36 @@ class Plan:
         if self.refusal is not None:
             raise PolicyDenied(self.refusal.rule, self.refusal.reason)
 
+    # A plan is made once per (function, role set) and read on every call: what it derives
+    # from its columns is computed once (``cached_property`` sets the frozen instance's dict).
+    @cached_property
+    def _decisions(self) -> dict[str, str]:
+        return {c.spec.name: c.decision for c in self.columns}
+
+    @cached_property
+    def _fields(self) -> dict[str, str]:
+        return {c.spec.name: c.decision for c in self.columns if c.decision != "allow"}
+
+    @cached_property
+    def _visible(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.columns) if c.decision != "omit")
+
+    @cached_property
+    def _in_clear(self) -> bool:
+        return not any(c.decision == "omit" or c.decision in MASKS for c in self.columns)
+
     @property
     def decisions(self) -> dict[str, str]:
         """Every output column and how it is returned (``allow`` means in clear)."""
-        return {c.spec.name: c.decision for c in self.columns}
+        return dict(self._decisions)
 
     @property
     def fields(self) -> dict[str, str]:
         """Output columns not returned in clear, and how they are treated."""
-        return {c.spec.name: c.decision for c in self.columns if c.decision != "allow"}
+        return dict(self._fields)
 
     def visible(self) -> list[int]:
-        return [i for i, c in enumerate(self.columns) if c.decision != "omit"]
+        return list(self._visible)
 
     def apply(self, rows: Sequence[Sequence[object]], key: bytes) -> list[list[object]]:
         """Mask and omit: the rows as lists."""
@@ -82,7 +101,7 @@ class Plan:
         rows as tuples, which the JSON encoder takes as they are."""
         if not rows:
             return []
-        if not any(c.decision == "omit" or c.decision in MASKS for c in self.columns):
+        if self._in_clear:
             return list(map(tuple, rows))  # every column in clear: the rows as they came
         columns = list(zip(*rows, strict=True))
         kept: list[Sequence[object]] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import psycopg
 import pytest
@@ -141,3 +143,28 @@ async def test_openapi_has_one_typed_operation_per_function(client: httpx.AsyncC
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_concurrent_callers_each_get_their_own_masks_and_audit(
+        client: httpx.AsyncClient, demo: Demo) -> None:
+    """Calls in flight together share token look-ups (one statement per batch); each still
+    gets its own identity, masks and audit event, and a bad token among them only its 401."""
+    callers = ["alice", "bob", "carol", "alice", "bob", "carol"] * 4
+
+    async def one(who: str) -> httpx.Response:
+        return await call(client, demo.token(who), "get_customer_by_id", {"customer_id": 42})
+
+    responses = await asyncio.gather(*(one(who) for who in callers),
+                                     call(client, "qg_" + "z" * 43, "get_customer_by_id",
+                                          {"customer_id": 42}))
+    *answered, stranger = responses
+    assert stranger.status_code == 401
+    ibans = {"alice": "****" + CANARIES["iban"][-4:], "bob": CANARIES["iban"],
+             "carol": "****" + CANARIES["iban"][-4:]}
+    events = {e.event.event_id.hex: e.event for e in await events_for(demo, ("customer", "42"))}
+    for who, response in zip(callers, answered, strict=True):
+        assert response.status_code == 200, response.text
+        row = dict(zip(response.json()["columns"], response.json()["rows"][0], strict=True))
+        assert row["iban"] == ibans[who], who
+        recorded = events[response.json()["audit_id"].replace("-", "")]
+        assert recorded.actor_email == f"{who}@example.com"
