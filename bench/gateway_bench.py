@@ -227,6 +227,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=25000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="seconds of unrecorded load on each server per scenario first")
     parser.add_argument("--export-rows", type=int, default=100_000)
     parser.add_argument("--server-choice", action="store_true",
                         help="Also measure the bare endpoint on uvicorn's plain asyncio + h11, "
@@ -263,6 +265,10 @@ def main() -> None:
                    "p50 querygate − bare (ms)"]]
         for scenario, (function, body) in SCENARIOS.items():
             n = args.customers if scenario == "lookup" else 90000
+            for base, path, pid in [(bare, f"/call/{function}", procs[0].pid),
+                                    (qg, f"/v1/call/{function}", procs[1].pid)]:
+                if args.warmup:  # both servers warm (pools grown, statements prepared)
+                    wrk(base, path, body, token, n, 16, args.warmup, pid, folder)
             for conns in [int(c) for c in args.concurrency.split(",")]:
                 figures = {}
                 for name, base, path, pid in [

@@ -67,7 +67,8 @@ class Gateway:
                  query_pool: AsyncConnectionPool[Any], audit_pool: AsyncConnectionPool[Any],
                  *, guards: list[Guard] | None = None,
                  authenticator: identity.Authenticator | None = None,
-                 policy_version: str | None = None) -> None:
+                 policy_version: str | None = None,
+                 checks_pool: AsyncConnectionPool[Any] | None = None) -> None:
         self.project = project
         self.functions: Mapping[str, AnalysedFunction] = analysis.functions
         self.schema = analysis.schema
@@ -79,7 +80,9 @@ class Gateway:
         self.authenticator = authenticator or identity.TokenAuthenticator()
         self.policy_version = policy_version  # recorded in querygate.policy_versions at start
         self.writer = GroupWriter(audit_pool, timeout_s=project.settings.audit_timeout_ms / 1000)
-        self.token_checks = identity.TokenChecks(query_pool,
+        # the token checks' own connection: a batch never queues behind the calls' queries
+        self.checks_pool = checks_pool
+        self.token_checks = identity.TokenChecks(checks_pool or query_pool,
                                                  timeout_s=project.settings.pool_timeout_s)
         self._mask_key = _derive(project.secret_key, "mask.hash")
         self._param_key = _derive(project.secret_key, "audit.parameter")
@@ -91,9 +94,12 @@ class Gateway:
         """Open the pools and analyse every function; refuse to start on any problem."""
         settings = project.settings
         queries = execute.query_pool(project.database_url, settings)
+        checks = execute.query_pool(project.database_url, settings, size=1,
+                                    name="querygate-token-checks")
         audits = execute.audit_pool(project.audit_url or project.database_url, settings)
         try:
             await queries.open(wait=True, timeout=settings.pool_timeout_s * 2)
+            await checks.open(wait=True, timeout=settings.pool_timeout_s * 2)
             await audits.open(wait=True, timeout=settings.pool_timeout_s * 2)
             async with queries.connection() as conn:
                 analysis = await analyse_catalog(conn, project.catalog, project.classification,
@@ -103,13 +109,15 @@ class Gateway:
                 version = await audit.record_policy_version(conn, project)
         except BaseException:
             await queries.close()
+            await checks.close()
             await audits.close()
             raise
         guards = build_guards(project)
         for guard in guards:
             await guard.open()
         gateway = cls(project, analysis, queries, audits, guards=guards,
-                      authenticator=identity.build_authenticator(project), policy_version=version)
+                      authenticator=identity.build_authenticator(project), policy_version=version,
+                      checks_pool=checks)
         gateway.writer.start()
         return gateway
 
@@ -119,6 +127,8 @@ class Gateway:
         for guard in self.guards:
             await guard.close()
         await self.query_pool.close()
+        if self.checks_pool is not None:
+            await self.checks_pool.close()
         await self.audit_pool.close()
 
     def plan_for(self, function: str, roles: tuple[str, ...]) -> Plan:

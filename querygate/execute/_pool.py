@@ -84,15 +84,18 @@ class Lease:
         await self.release()
 
 
-def query_pool(url: str, settings: Settings) -> AsyncConnectionPool[Any]:
+def query_pool(url: str, settings: Settings, *, size: int | None = None,
+               name: str = "querygate-query") -> AsyncConnectionPool[Any]:
+    """Read-only connections to the production database: the calls' pool, or (``size``) a
+    small one of the same kind for one task, such as the token checks."""
     return CheckedPool(
         url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
+        min_size=size or settings.pool_min_size,
+        max_size=size or settings.pool_max_size,
         timeout=settings.pool_timeout_s,
         open=False,
         configure=functools.partial(_configure_query, timeout_ms=settings.statement_timeout_ms),
-        name="querygate-query",
+        name=name,
         kwargs={"application_name": "querygate"},
     )
 
