@@ -89,6 +89,10 @@ def setup_database(
                 done += content.install(conn)
         conn.execute("RESET ROLE")
         done += _grant(conn, gateway_role, auditor_role, parts, read_schemas)
+    if "audit" in parts:  # after the commit above: its own transaction, appends go on meanwhile
+        with psycopg.connect(admin_url) as conn:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(OWNER_ROLE)))
+            done += content.validate(conn)
     return done
 
 

@@ -67,13 +67,13 @@ EXPECTED_DEFINITION = (f"CHECK (COALESCE(({FUNCTION}({', '.join(COLUMN_NAMES)}) 
 
 
 def install(conn: psycopg.Connection[Any]) -> list[str]:
-    """Create or refresh the function and, where the store can hold it, the constraint; run as
-    the owner role inside setup's transaction. Returns what was done, for setup to print."""
+    """Create or refresh the function and, where the store can hold it, add the constraint
+    ``NOT VALID`` (new rows are held to it at once); run as the owner role inside setup's
+    transaction. ``validate`` then checks the rows already there, in a transaction of its
+    own. Returns what was done, for setup to print."""
     conn.execute(f"CREATE OR REPLACE FUNCTION {FUNCTION}({_ARGUMENTS}) RETURNS bytea "
                  f"LANGUAGE sql STABLE PARALLEL SAFE AS $querygate${FUNCTION_BODY}$querygate$")
-    present = conn.execute("SELECT convalidated FROM pg_constraint WHERE conname = %s AND "
-                           "conrelid = 'querygate.audit_events'::regclass", (CONSTRAINT,)).fetchone()
-    if present is not None and present[0]:
+    if _validated(conn) is not None:
         return []
     kinds = conn.execute(
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
@@ -82,18 +82,33 @@ def install(conn: psycopg.Connection[Any]) -> list[str]:
     if any(kind != "json" for _, kind in kinds):
         return ["left the audit log without its content constraint: its documents are jsonb (a "
                 "store from before the json layout), so `audit verify` walks it in full"]
-    if present is None:
-        columns = ", ".join(COLUMN_NAMES)
-        conn.execute(f"ALTER TABLE querygate.audit_events ADD CONSTRAINT {CONSTRAINT} CHECK "
-                     f"(coalesce({FUNCTION}({columns}) = content_hash, false)) NOT VALID")
+    columns = ", ".join(COLUMN_NAMES)
+    conn.execute(f"ALTER TABLE querygate.audit_events ADD CONSTRAINT {CONSTRAINT} CHECK "
+                 f"(coalesce({FUNCTION}({columns}) = content_hash, false)) NOT VALID")
+    return [f"added {CONSTRAINT}: every new audit event must hash to its content_hash"]
+
+
+def validate(conn: psycopg.Connection[Any]) -> list[str]:
+    """Check the events already in the log against the constraint, if it is not validated yet;
+    run as the owner role, after setup's transaction. It takes a lock that lets appends go on
+    (SHARE UPDATE EXCLUSIVE), and reads the whole log: minutes for millions of events."""
+    if _validated(conn) is not False:
+        return []
     try:
-        with conn.transaction():  # new rows are held to it already; now the rows there before
+        with conn.transaction():
             conn.execute(f"ALTER TABLE querygate.audit_events VALIDATE CONSTRAINT {CONSTRAINT}")
     except psycopg.errors.CheckViolation:
-        return [f"added {CONSTRAINT} for new events, but some events already in the log do not "
+        return [f"{CONSTRAINT} holds for new events, but some events already in the log do not "
                 "hash to their content_hash: run `querygate audit verify`, which walks this log "
                 "in full and names the first such event"]
-    return [f"added and validated {CONSTRAINT}: every audit event must hash to its content_hash"]
+    return [f"validated {CONSTRAINT} over the events already in the log"]
+
+
+def _validated(conn: psycopg.Connection[Any]) -> bool | None:
+    """Whether the constraint is validated; None when it is not there."""
+    row = conn.execute("SELECT convalidated FROM pg_constraint WHERE conname = %s AND "
+                       "conrelid = 'querygate.audit_events'::regclass", (CONSTRAINT,)).fetchone()
+    return None if row is None else bool(row[0])
 
 
 _PARTS = f"""

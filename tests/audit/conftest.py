@@ -82,6 +82,8 @@ def guard(url: str) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("SET ROLE querygate_owner")
         content.install(conn)
+        conn.commit()
+        content.validate(conn)
 
 
 def tamper(url: str, *statements: str) -> None:
