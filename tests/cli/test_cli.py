@@ -134,6 +134,9 @@ def test_audit_answers_and_verifies(demo: Demo) -> None:
     assert code == 0 and "list_customer_orders" in output and "get_customer_by_id" not in output
     code, output = invoke("audit", "verify", *project)
     assert code == 0 and output.startswith("ok:")
+    assert "walk: fast; the content constraint holds on every partition" in output
+    code, output = invoke("audit", "verify", "--deep", *project)
+    assert code == 0 and output.startswith("ok:") and "walk: deep (--deep)" in output
     code, output = invoke("audit", "export", *project)
     exported = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert [e["seq"] for e in exported] == list(range(1, len(exported) + 1))
