@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -24,16 +26,24 @@ def event(n: int) -> audit.AuditEvent:
                             parameters={"n": n}, subjects=(("customer", str(n)),))
 
 
-async def test_concurrent_appends_are_batched_gapless_and_verifiable(store: Store) -> None:
-    pool = audit_pool(store.gateway_url, Settings(audit_pool_max_size=4))
+@contextlib.asynccontextmanager
+async def running(store: Store, *, size: int, timeout_s: float,
+                  kind: type[GroupWriter] = GroupWriter) -> AsyncIterator[GroupWriter]:
+    """A started writer on its own audit pool, stopped and closed afterwards."""
+    pool = audit_pool(store.gateway_url, Settings(audit_pool_max_size=size))
     await pool.open(wait=True)
-    writer = GroupWriter(pool, timeout_s=10)
+    writer = kind(pool, timeout_s=timeout_s)
     writer.start()
     try:
-        receipts = await asyncio.gather(*(writer.append(event(n)) for n in range(300)))
+        yield writer
     finally:
         await writer.stop()
         await pool.close()
+
+
+async def test_concurrent_appends_are_batched_gapless_and_verifiable(store: Store) -> None:
+    async with running(store, size=4, timeout_s=10) as writer:
+        receipts = await asyncio.gather(*(writer.append(event(n)) for n in range(300)))
     assert sorted(r.seq for r in receipts) == list(range(1, 301))
     assert len({r.event_id for r in receipts}) == 300
     with psycopg.connect(store.admin_url) as conn:
@@ -45,20 +55,13 @@ async def test_concurrent_appends_are_batched_gapless_and_verifiable(store: Stor
 
 
 async def test_a_failing_batch_fails_every_call_in_it(store: Store) -> None:
-    pool = audit_pool(store.gateway_url, Settings(audit_pool_max_size=2))
-    await pool.open(wait=True)
-    writer = GroupWriter(pool, timeout_s=5)
-    writer.start()
-    try:
+    async with running(store, size=2, timeout_s=5) as writer:
         await writer.append(event(0))
         with psycopg.connect(store.admin_url, autocommit=True) as conn:
             conn.execute("REVOKE EXECUTE ON FUNCTION querygate.audit_append FROM querygate_gateway")
         results = await asyncio.gather(*(writer.append(event(n)) for n in range(20)),
                                        return_exceptions=True)
         assert all(isinstance(r, AuditUnavailable) for r in results)
-    finally:
-        await writer.stop()
-        await pool.close()
     with pytest.raises(AuditUnavailable):
         await writer.append(event(99))
 
@@ -76,16 +79,9 @@ class _Flaky(GroupWriter):
 
 
 async def test_an_unforeseen_fault_fails_its_batch_and_the_writer_goes_on(store: Store) -> None:
-    pool = audit_pool(store.gateway_url, Settings(audit_pool_max_size=2))
-    await pool.open(wait=True)
-    writer = _Flaky(pool, timeout_s=5)
-    writer.start()
-    try:
+    async with running(store, size=2, timeout_s=5, kind=_Flaky) as writer:
         first = await writer.append(event(0))
         with pytest.raises(AuditUnavailable, match="RuntimeError"):
             await writer.append(event(1))
         after = await writer.append(event(2))
-    finally:
-        await writer.stop()
-        await pool.close()
     assert (first.seq, after.seq) == (1, 2)  # nothing of the failed batch reached the log
