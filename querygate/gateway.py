@@ -24,6 +24,7 @@ from querygate.audit._writer import GroupWriter
 from querygate.errors import (
     BadParameters,
     ClientGone,
+    NotAuthenticated,
     NotFound,
     ProjectError,
     QuerygateError,
@@ -36,6 +37,7 @@ from querygate.policy import Plan, plan
 from querygate.project import Project
 from querygate.record import (
     EventDraft,
+    RefusalBudget,
     add_subjects,
     audit_parameters,
     checked_reason,
@@ -88,6 +90,7 @@ class Gateway:
         self._param_key = _derive(project.secret_key, "audit.parameter")
         self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
         self._calls = 0  # calls of named functions under way (token_checks: is one alone?)
+        self._refusals = RefusalBudget()  # unknown tokens audited, a flood bounded
 
     @classmethod
     async def open(cls, project: Project) -> Gateway:
@@ -143,12 +146,29 @@ class Gateway:
     def callable_by(self, who: Identity) -> list[AnalysedFunction]:
         return [f for f in self.functions.values() if self.plan_for(f.name, who.roles).allowed]
 
-    async def authenticate(self, token: str | None, lease: execute.Lease | None = None) -> Identity:
-        """Who ``token`` stands for, checked against the directory now. querygate's own tokens
-        (and a missing one) go through ``token_checks``: with the concurrent calls' tokens, or
-        alone on ``lease``'s connection. Anything else (a JWT) goes to the authenticator, on
-        ``lease``'s connection when one is given. The call's query then runs on that
-        connection too."""
+    async def authenticate(self, token: str | None, lease: execute.Lease | None = None, *,
+                           function: str = "-", client_addr: str | None = None,
+                           client: str = "http") -> Identity:
+        """Who ``token`` stands for, checked against the directory now; a refusal is audited
+        (``decision: denied``, no actor), a flood of them within ``RefusalBudget``."""
+        try:
+            return await self._identify(token, lease)
+        except NotAuthenticated as exc:
+            skipped = self._refusals.take()
+            if skipped is not None:
+                if lease is not None:
+                    await lease.release()
+                event = EventDraft(None, function, client_addr, self.policy_version, client)
+                if skipped:
+                    event.notes["unrecorded_refusals"] = str(skipped)
+                await self.writer.append(event.finish("denied", error_code=exc.code))
+            raise
+
+    async def _identify(self, token: str | None, lease: execute.Lease | None) -> Identity:
+        """querygate's own tokens (and a missing one) go through ``token_checks``: with the
+        concurrent calls' tokens, or alone on ``lease``'s connection. Anything else (a JWT)
+        goes to the authenticator, on ``lease``'s connection when one is given. The call's
+        query then runs on that connection too."""
         try:
             if token is None or token.startswith(identity.TOKEN_PREFIX):
                 alone = lease.connection if lease is not None and self._calls <= 1 else None
@@ -163,13 +183,16 @@ class Gateway:
             raise execute.upstream_error(exc) from None
 
     async def call(self, token: str | None, function: str, params: object,
-                   reason: object = None, client_addr: str | None = None) -> CallResult:
-        """Authenticate, decide, run, mask and audit one call of a named function."""
+                   reason: object = None, client_addr: str | None = None, *,
+                   client: str = "http") -> CallResult:
+        """Authenticate, decide, run, mask and audit one call of a named function. ``client``
+        names the front door it came through (``http``, ``postgres``, ``mcp``, ``console``,
+        ``cli``), kept in the audit event."""
         self._calls += 1
         try:
             async with self._lease() as lease:
                 context, event = await self._admitted(token, function, params, reason,
-                                                      client_addr, lease)
+                                                      client_addr, client, lease)
                 rows = Collected()
                 outcome = await self._run(event, context, self._fetch_all(context, lease), rows,
                                           lease=lease)
@@ -179,10 +202,12 @@ class Gateway:
                           outcome.receipt)
 
     async def export(self, token: str | None, function: str, params: object,
-                     reason: object = None, client_addr: str | None = None) -> Export:
+                     reason: object = None, client_addr: str | None = None, *,
+                     client: str = "http") -> Export:
         """A large result, streamed from PostgreSQL and masked into a spool file; the audit
         event (with every subject) commits before the caller reads the first byte."""
-        context, event = await self._admitted(token, function, params, reason, client_addr)
+        context, event = await self._admitted(token, function, params, reason, client_addr,
+                                              client)
         spool = Spool()
         try:
             chunks = execute.stream(self.query_pool, context.function.function.exec_sql,
@@ -198,11 +223,12 @@ class Gateway:
                       outcome.receipt, spool.rewound())
 
     async def sql(self, token: str | None, text: object, reason: object = None,
-                  client_addr: str | None = None) -> CallResult:
+                  client_addr: str | None = None, *, client: str = "http") -> CallResult:
         """Ad-hoc SQL for roles granted ``adhoc: true``: the same analysis, masks and audit."""
         async with self._lease() as lease:
-            who = await self.authenticate(token, lease)
-            event = EventDraft(who, ADHOC_FUNCTION, client_addr, self.policy_version)
+            who = await self.authenticate(token, lease, function=ADHOC_FUNCTION,
+                                          client_addr=client_addr, client=client)
+            event = EventDraft(who, ADHOC_FUNCTION, client_addr, self.policy_version, client)
             try:
                 event.parameters = {"sql": text if isinstance(text, str) else None}
                 why = checked_reason(reason)
@@ -212,6 +238,7 @@ class Gateway:
                 await self._record_failure(event, exc, lease)
                 raise
             context = CallContext(who, analysed, plan_, {}, why, client_addr)
+            event.notes = context.notes
             rows = Collected()
             outcome = await self._run(event, context,
                                       self._fetch_all(context, lease, prepare=True), rows,
@@ -223,10 +250,11 @@ class Gateway:
         return execute.Lease(self.query_pool, self.project.settings.pool_timeout_s)
 
     async def _admitted(self, token: str | None, function: str, params: object, reason: object,
-                        client_addr: str | None, lease: execute.Lease | None = None,
-                        ) -> tuple[CallContext, EventDraft]:
-        who = await self.authenticate(token, lease)
-        event = EventDraft(who, function, client_addr, self.policy_version)
+                        client_addr: str | None, client: str,
+                        lease: execute.Lease | None = None) -> tuple[CallContext, EventDraft]:
+        who = await self.authenticate(token, lease, function=function, client_addr=client_addr,
+                                      client=client)
+        event = EventDraft(who, function, client_addr, self.policy_version, client)
         try:
             who, analysed, plan_, values, why = self._admit(who, function, params, reason)
             event.who, event.reason = who, why
@@ -234,7 +262,9 @@ class Gateway:
         except QuerygateError as exc:
             await self._record_failure(event, exc, lease)
             raise
-        return CallContext(who, analysed, plan_, values, why, client_addr), event
+        context = CallContext(who, analysed, plan_, values, why, client_addr)
+        event.notes = context.notes
+        return context, event
 
     async def _fetch_all(self, context: CallContext, lease: execute.Lease,
                          prepare: bool | None = None) -> AsyncIterator[execute.Result]:

@@ -16,7 +16,7 @@ in the call's audit event, under ``context``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
@@ -39,6 +39,7 @@ class CallContext:
     values: Mapping[str, object]
     reason: str | None
     client_addr: str | None
+    notes: dict[str, str] = field(default_factory=dict, compare=False)  # this call's findings
 
 
 class Guard(Protocol):
@@ -77,11 +78,9 @@ def build_guards(project: Project, problems: Problems = None) -> list[Guard]:
 
 
 def note(call: CallContext, key: str, value: str) -> None:
-    """Record a guard's finding in the call's audit event (its ``context``)."""
-    notes = getattr(call, "notes", None)
-    target = notes if isinstance(notes, dict) else call.identity.context
-    if isinstance(target, dict):
-        target[key] = value
+    """Record a guard's finding in this call's audit event (its ``context``). The finding
+    belongs to the call: an identity is shared by every call a token check resolved together."""
+    call.notes[key] = value
 
 
 def small_pool(url: str, settings: Settings, *, name: str,

@@ -24,10 +24,11 @@ MAX_REASON_CHARS = 500
 class EventDraft:
     """The audit event of a call in progress."""
 
-    def __init__(self, who: Identity, function: str, client_addr: str | None,
-                 policy_version: str | None = None) -> None:
+    def __init__(self, who: Identity | None, function: str, client_addr: str | None,
+                 policy_version: str | None = None, client: str = "http") -> None:
         self.who, self.function, self.client_addr = who, function, client_addr
-        self.policy_version = policy_version
+        self.policy_version, self.client = policy_version, client
+        self.notes: dict[str, str] = {}  # the call's own guard findings (CallContext.notes)
         self.started = time.monotonic()
         self.occurred_at = dt.datetime.now(dt.UTC)
         self.reason: str | None = None
@@ -38,14 +39,42 @@ class EventDraft:
                error_code: str | None = None) -> audit.AuditEvent:
         return audit.AuditEvent(
             occurred_at=self.occurred_at, function_name=printable(self.function), decision=decision,
-            actor_id=self.who.user_id, actor_email=self.who.email, actor_roles=self.who.roles,
+            actor_id=self.who.user_id if self.who else None,
+            actor_email=self.who.email if self.who else None,
+            actor_roles=self.who.roles if self.who else (),
             parameters=self.parameters, reason=self.reason, error_code=error_code,
             rows_returned=rows, fields=dict(fields or {}), subjects=subjects,
             client_addr=self.client_addr,
             duration_us=int((time.monotonic() - self.started) * 1_000_000),
-            context=dict(self.who.context),
+            context={**(self.who.context if self.who else {}), **self.notes,
+                     "client": self.client},
             policy_version=self.policy_version,
         )
+
+
+class RefusalBudget:
+    """How many refusals of unknown tokens are audited: ``rate`` a second, bursts of ``burst``.
+
+    A flood of bad tokens must not fill the audit store, and must not vanish either: what the
+    budget passes over is counted, and the next refusal recorded carries that count
+    (``context.unrecorded_refusals``)."""
+
+    def __init__(self, rate: float = 20.0, burst: float = 100.0) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._at = burst, time.monotonic()
+        self.skipped = 0
+
+    def take(self) -> int | None:
+        """None when this refusal goes unrecorded; else how many were skipped before it."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            self.skipped += 1
+            return None
+        self._tokens -= 1
+        skipped, self.skipped = self.skipped, 0
+        return skipped
 
 
 def printable(text: str, limit: int = 200) -> str:

@@ -93,6 +93,11 @@ def _error(exc: QuerygateError) -> Response:
     return json_response(exc.to_json(), exc.status)
 
 
+def front_door(request: Request) -> str:
+    """The audit event's ``client``: ``cli`` when querygate's own command line says so."""
+    return "cli" if request.headers.get("x-querygate-client") == "cli" else "http"
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -136,7 +141,8 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
         body = await read_json(request, gateway.project.settings.max_request_bytes)
         client = request.client.host if request.client else None
         result = await until_disconnected(request, gateway.call(
-            bearer_token(request), function, body.get("params"), body.get("reason"), client))
+            bearer_token(request), function, body.get("params"), body.get("reason"), client,
+            client=front_door(request)))
         return _result(result)
 
     async def export(request: Request) -> Response:
@@ -144,7 +150,7 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
         body = await read_json(request, gateway.project.settings.max_request_bytes)
         client = request.client.host if request.client else None
         result = await gateway.export(bearer_token(request), function, body.get("params"),
-                                      body.get("reason"), client)
+                                      body.get("reason"), client, client=front_door(request))
         header = {"columns": result.columns, "fields": result.fields, "rows": result.rows,
                   "truncated": result.truncated, "audit_id": result.receipt.event_id,
                   "receipt": {"seq": result.receipt.seq, "hash": result.receipt.hash}}
@@ -156,11 +162,14 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
                                frozenset({"sql", "reason"}))
         client = request.client.host if request.client else None
         result = await until_disconnected(request, gateway.sql(
-            bearer_token(request), body.get("sql"), body.get("reason"), client))
+            bearer_token(request), body.get("sql"), body.get("reason"), client,
+            client=front_door(request)))
         return _result(result)
 
     async def functions(request: Request) -> Response:
-        who = await gateway.authenticate(bearer_token(request))
+        who = await gateway.authenticate(bearer_token(request), function="-",
+                                         client_addr=request.client.host if request.client
+                                         else None, client=front_door(request))
         listed = []
         for fn in gateway.callable_by(who):
             listed.append({

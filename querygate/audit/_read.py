@@ -66,6 +66,7 @@ class StoredEvent:
             "rows_returned": e.rows_returned,
             "fields": dict(e.fields),
             "subjects": [{"type": t, "id": i} for t, i in e.subjects],
+            "client": e.context.get("client"),
             "client_addr": e.client_addr,
             "duration_ms": round(e.duration_us / 1000, 3),
             "context": dict(e.context),

@@ -48,7 +48,8 @@ def _send(url: str, path: str, body: Mapping[str, object], token: str | None,
              "or sign in with `querygate login`")
     try:
         response = httpx.post(f"{url.rstrip('/')}{path}", json=body,
-                              headers={"Authorization": f"Bearer {token}"}, timeout=60)
+                              headers={"Authorization": f"Bearer {token}",
+                                       "X-Querygate-Client": "cli"}, timeout=60)
     except httpx.HTTPError as exc:
         fail(f"cannot reach the gateway at {url}: {type(exc).__name__}; is it running?")
         return

@@ -93,7 +93,7 @@ async def test_request_approve_use_expire(sso: Sso, sso_client: httpx.AsyncClien
         ("querygate.access.approve", "allowed", "carol@example.com"),
         ("list_customer_payments", "allowed", "alice@example.com"),
     ]
-    assert steps[-1][3] == {"access_request": request_id}
+    assert steps[-1][3] == {"access_request": request_id, "client": "http"}
 
 
 async def test_refusals_are_audited_and_deny_cancel_work(sso: Sso, sso_client: httpx.AsyncClient) -> None:
@@ -165,7 +165,7 @@ async def test_break_glass(sso: Sso, sso_client: httpx.AsyncClient) -> None:
     steps = await events(sso, grant["id"])
     assert steps[0][0] == "querygate.access.break_glass" and steps[0][3]["break_glass"] == "true"
     assert steps[-1][0] == "get_customer_by_id"
-    assert steps[-1][3] == {"access_request": grant["id"], "break_glass": "true"}
+    assert steps[-1][3] == {"access_request": grant["id"], "break_glass": "true", "client": "http"}
     await sso_client.post(f"/v1/access/requests/{grant['id']}/cancel", headers=auth(alice))
 
 
@@ -194,4 +194,5 @@ async def test_an_agent_acts_for_a_person_with_no_more_than_their_roles(
             "SELECT id FROM querygate.users WHERE email = 'alice@example.com'")).fetchone()
     assert row is not None and alice_id is not None
     assert row[0] == "triage-bot@agents.example.com" and row[1] == ["support"]
-    assert row[2] == {"on_behalf_of": alice_id[0], "on_behalf_of_email": "alice@example.com"}
+    assert row[2] == {"on_behalf_of": alice_id[0], "on_behalf_of_email": "alice@example.com",
+                      "client": "http"}
