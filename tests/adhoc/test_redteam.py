@@ -216,3 +216,15 @@ async def test_views_are_read_through_the_masks(
                           "SELECT iban, email FROM staff_cards WHERE id = 7")
     assert response.status_code == 200, response.text
     assert response.json()["rows"] == [["****6819", "z***@corp.test"]]
+
+
+async def test_the_callers_sql_never_reaches_the_log(
+        served: tuple[Gateway, httpx.AsyncClient], redteam: RedTeam,
+        caplog: pytest.LogCaptureFixture) -> None:
+    _, client = served
+    caplog.set_level(logging.DEBUG)
+    for statement in ("VACUUM staff_secret_literal_1", "SELECT 1; SELECT 'secret_literal_2'",
+                      "SELECT 'secret_literal_3' FROM nowhere"):
+        response = await _sql(client, redteam.analyst, statement)
+        assert response.status_code in (403, 422)
+    assert "secret_literal" not in caplog.text
