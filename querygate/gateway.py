@@ -77,12 +77,14 @@ async def _adhoc_setting(conn: psycopg.AsyncConnection[Any], project: Project,
     views = adhoc.masked_views(analysis.schema, analysis.classification, roles)
     try:
         readable = await adhoc.readable_tables(conn, analysis.schema)
-        await adhoc.sync(conn, views, _derive(project.secret_key, "mask.hash"), readable)
+        await adhoc.sync(conn, views, _derive(project.secret_key, "mask.hash"), readable,
+                         _derive(project.secret_key, "match"))
     except adhoc.NotPrepared as exc:
         why = f"{exc}: run `querygate setup --admin-url URL` once to prepare ad-hoc SQL"
         log.warning("ad-hoc SQL is off: %s", why)
         return AdhocSetting(analysis.schema, analysis.classification, allow, None, why)
-    sources = adhoc.MaskedSources({v.name: v for v in views if v.name in readable})
+    sources = adhoc.MaskedSources({v.name: v for v in views if v.name in readable},
+                                  _derive(project.secret_key, "match"))
     return AdhocSetting(analysis.schema, analysis.classification, allow, sources)
 
 

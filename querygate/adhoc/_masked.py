@@ -35,13 +35,18 @@ from sqlglot import exp
 
 from querygate.lineage import Relation, Schema
 from querygate.policy import UNCLASSIFIED, Classification, Role, column_verdict
+from querygate.policy._masks import mask_hash
 
 MASKED_SCHEMA = "querygate_masked"
 ADHOC_ROLE = "querygate_adhoc"
 _LOCK = 0x71676164  # pg_advisory_xact_lock key while the views are rebuilt ("qgad")
 
 _DATES = ("date", "timestamp without time zone", "timestamp with time zone")
-_KEY = ("(SELECT k.{part} FROM querygate_masked.mask_keys k WHERE k.purpose = 'mask.hash')")
+_KEY = ("(SELECT k.{part} FROM querygate_masked.mask_keys k WHERE k.purpose = '{purpose}')")
+_HMAC = ("'h:' || pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode("
+         "pg_catalog.substr(pg_catalog.sha256(" + _KEY.format(part="opad", purpose="{purpose}") +
+         " || pg_catalog.sha256(" + _KEY.format(part="ipad", purpose="{purpose}") +
+         " || pg_catalog.convert_to({{t}}, 'UTF8'))), 1, 16), 'base64'), '+/', '-_'), '=')")
 _MASKS = {
     "mask.full": "CASE WHEN {c} IS NULL THEN NULL ELSE '****' END",
     "mask.last4": "CASE WHEN {c} IS NULL THEN NULL WHEN pg_catalog.length({t}) > 4 "
@@ -51,10 +56,9 @@ _MASKS = {
                   "ELSE '****' END",
     "mask.year": "CASE WHEN {c} IS NULL THEN NULL WHEN {t} ~ '^[0-9]{{4}}' "
                  "THEN pg_catalog.left({t}, 4) ELSE '****' END",
-    "mask.hash": "'h:' || pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode("
-                 "pg_catalog.substr(pg_catalog.sha256(" + _KEY.format(part="opad") +
-                 " || pg_catalog.sha256(" + _KEY.format(part="ipad") +
-                 " || pg_catalog.convert_to({t}, 'UTF8'))), 1, 16), 'base64'), '+/', '-_'), '=')",
+    "mask.hash": _HMAC.format(purpose="mask.hash"),
+    # never shown: compared with the keyed hash of a literal, for ``match`` (equality only)
+    "match": _HMAC.format(purpose="match"),
 }
 _YEAR_OF_DATE = "pg_catalog.date_part('year', {c})::integer"
 _NULLS = ("omit", "mask.null")
@@ -114,8 +118,10 @@ def masked_views(schema: Schema, classification: Classification,
         forms: list[tuple[str, str]] = []
         for column in relation.columns:
             tags = classification.tags_of(f"{relation.qualified}.{column.name}")
-            decisions = {source_decision(column_verdict([r], tags).decision, tags)
-                         for r in roles}
+            raw = {column_verdict([r], tags).decision for r in roles}
+            decisions = {source_decision(d, tags) for d in raw}
+            if "match" in raw and UNCLASSIFIED not in tags:
+                decisions.add("match")
             forms += [(column.name, d) for d in sorted(decisions)
                       if d not in _NULLS and d != "deny"]
         views.append(MaskedView(relation, tuple(forms)))
@@ -135,12 +141,32 @@ class MaskedSources:
     """What the rewrite puts in place of each table, per decision vector (cached)."""
 
     views: Mapping[str, MaskedView]
+    match_key: bytes = b""
     _cache: dict[tuple[str, tuple[str, ...]], exp.Select] = field(default_factory=dict)
 
+    def matchable(self, relation: Relation, column: str, classification: Classification,
+                  roles: Sequence[Role]) -> bool:
+        """Whether holders of ``roles`` may compare ``column`` for equality (``match``)."""
+        tags = classification.tags_of(f"{relation.qualified}.{column}")
+        return UNCLASSIFIED not in tags and column_verdict(roles, tags).decision == "match"
+
     def relation_for(self, relation: Relation, classification: Classification,
-                     roles: Sequence[Role]) -> exp.Select | None:
+                     roles: Sequence[Role],
+                     matches: Mapping[str, Sequence[str]] | None = None) -> exp.Select | None:
         """The subquery that stands for ``relation`` for holders of ``roles``; None when
-        the table has no view (the gateway cannot read it)."""
+        the table has no view (the gateway cannot read it). ``matches``: column -> literals
+        it must equal (one of), compared inside as keyed hashes."""
+        subquery = self._relation(relation, classification, roles)
+        if subquery is None or not matches:
+            return subquery
+        for column, literals in matches.items():
+            form = exp.column(view_column(column, "match"), quoted=True)
+            hashes = [exp.Literal.string(str(mask_hash(v, self.match_key))) for v in literals]
+            subquery = subquery.where(exp.In(this=form, expressions=hashes), copy=False)
+        return subquery
+
+    def _relation(self, relation: Relation, classification: Classification,
+                  roles: Sequence[Role]) -> exp.Select | None:
         view = self.views.get(relation.qualified)
         if view is None:
             return None
@@ -196,9 +222,9 @@ def fingerprint(views: Sequence[MaskedView], key: bytes) -> str:
 
 
 async def sync(conn: psycopg.AsyncConnection[Any], views: Sequence[MaskedView],
-               key: bytes, readable: set[str]) -> list[str]:
+               key: bytes, readable: set[str], match_key: bytes = b"") -> list[str]:
     """Create or refresh the views and their grants, in one transaction; what was done."""
-    wanted = fingerprint(views, key)
+    wanted = fingerprint(views, key + match_key)
     async with conn.transaction():
         await conn.execute("SET TRANSACTION READ WRITE")
         await conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (_LOCK,))
@@ -216,14 +242,14 @@ async def sync(conn: psycopg.AsyncConnection[Any], views: Sequence[MaskedView],
         kept = [v for v in views if v.name in readable]
         if comment == wanted and present == len(kept):
             return []
-        done = await _rebuild(conn, kept, key)
+        done = await _rebuild(conn, kept, {"mask.hash": key, "match": match_key or key})
         await conn.execute(sql.SQL("COMMENT ON SCHEMA querygate_masked IS {}").format(
             sql.Literal(wanted)))
     return done
 
 
 async def _rebuild(conn: psycopg.AsyncConnection[Any], views: Sequence[MaskedView],
-                   key: bytes) -> list[str]:
+                   keys: Mapping[str, bytes]) -> list[str]:
     old = await (await conn.execute(
         "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind = 'v' "
         "AND c.relnamespace = 'querygate_masked'::regnamespace")).fetchall()
@@ -232,10 +258,11 @@ async def _rebuild(conn: psycopg.AsyncConnection[Any], views: Sequence[MaskedVie
     await conn.execute("CREATE TABLE IF NOT EXISTS querygate_masked.mask_keys ("
                        "purpose text PRIMARY KEY, ipad bytea NOT NULL, opad bytea NOT NULL)")
     await conn.execute("REVOKE ALL ON querygate_masked.mask_keys FROM PUBLIC")
-    ipad, opad = hmac_pads(key)
-    await conn.execute("INSERT INTO querygate_masked.mask_keys VALUES ('mask.hash', %s, %s) "
-                       "ON CONFLICT (purpose) DO UPDATE SET ipad = excluded.ipad, "
-                       "opad = excluded.opad", (ipad, opad))
+    for purpose, key in keys.items():
+        ipad, opad = hmac_pads(key)
+        await conn.execute("INSERT INTO querygate_masked.mask_keys VALUES (%s, %s, %s) "
+                           "ON CONFLICT (purpose) DO UPDATE SET ipad = excluded.ipad, "
+                           "opad = excluded.opad", (purpose, ipad, opad))
     await conn.execute("GRANT USAGE ON SCHEMA querygate_masked TO querygate_adhoc")
     for view in views:
         await conn.execute(view.ddl().encode())

@@ -104,9 +104,11 @@ def _rewritten(setting: AdhocSetting, statement: exp.Expr, granted: Sequence[Rol
     if sources is None:
         raise PolicyDenied("adhoc: database not prepared", setting.unprepared or "")
     try:
-        done = rewrite(statement, setting.schema,
-                       lambda r: sources.relation_for(r, setting.classification, granted),
-                       setting.allowlist)
+        done = rewrite(
+            statement, setting.schema,
+            lambda r, m: sources.relation_for(r, setting.classification, granted, m),
+            setting.allowlist,
+            lambda r, c: sources.matchable(r, c, setting.classification, granted))
     except LineageError as exc:
         raise BadParameters(f"a view cannot be analysed: {exc.message}", parameter="sql") from None
     return done.sql(dialect="postgres", normalize_functions=False)

@@ -7,7 +7,7 @@ views (a catalog such as ``pg_stats``, querygate's own schema) is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlglot import exp
 
@@ -17,7 +17,9 @@ from querygate.lineage import Relation, Schema, parse_query
 
 MAX_VIEW_DEPTH = 8
 
-Source = Callable[[Relation], exp.Select | None]
+Matches = Mapping[str, Sequence[str]]  # column -> the literals it must equal (one of)
+Source = Callable[[Relation, Matches], exp.Select | None]
+Matchable = Callable[[Relation, str], bool]
 
 
 def _name(ident: exp.Expr | None) -> str | None:
@@ -32,12 +34,13 @@ def _cte_names(statement: exp.Expr) -> set[str]:
 
 
 def rewrite(statement: exp.Expr, schema: Schema, source: Source, allow: Allowlist,
-            depth: int = 0) -> exp.Expr:
+            matchable: Matchable = lambda r, c: False, depth: int = 0) -> exp.Expr:
     """``statement`` with each table reference replaced by ``source(table)`` (in place)."""
     if depth > MAX_VIEW_DEPTH:
         raise PolicyDenied("adhoc: views nested too deeply",
                            f"views are nested more than {MAX_VIEW_DEPTH} deep")
     ctes = _cte_names(statement)
+    matches = _matches(statement, schema, ctes, matchable)
     for table in list(statement.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
             continue  # a function in FROM: checked by the allowlist
@@ -56,25 +59,100 @@ def rewrite(statement: exp.Expr, schema: Schema, source: Source, allow: Allowlis
                                f"{shown[:120]} is not one of them")
         if table.args.get("sample") is not None:
             raise PolicyDenied("adhoc: TABLESAMPLE", "TABLESAMPLE is not available in ad-hoc SQL")
-        table.replace(_replacement(table, relation, schema, source, allow, depth))
+        table.replace(_replacement(table, relation, schema, source, allow, depth,
+                                   matches.get(id(table), {})))
     return statement
 
 
+def _matches(statement: exp.Expr, schema: Schema, ctes: set[str],
+             matchable: Matchable) -> dict[int, dict[str, list[str]]]:
+    """``match`` comparisons moved into the masked source they filter: a top-level ``AND``
+    term ``t.col = 'literal'`` (or ``IN`` literals) of a WHERE, for a table read in that
+    SELECT's FROM or an inner join. The term becomes TRUE; the source keeps only the rows
+    whose keyed hash of ``col`` equals the literal's. Nothing else ever sees the column."""
+    found: dict[int, dict[str, list[str]]] = {}
+    for select in statement.find_all(exp.Select):
+        where = select.args.get("where")
+        tables = _inner_tables(select, ctes)
+        if where is None or not tables:
+            continue
+        terms = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+        for term in terms:
+            target = _equality(term)
+            if target is None:
+                continue
+            column, literals = target
+            qualifier = _name(column.args.get("table"))
+            table = tables.get(qualifier) if qualifier else (
+                next(iter(tables.values())) if len(tables) == 1 and _single_source(select)
+                else None)
+            relation = _relation(table, schema) if table is not None else None
+            name = _name(column.this)
+            if relation is None or name is None or not matchable(relation, name):
+                continue
+            found.setdefault(id(table), {}).setdefault(name, []).extend(literals)
+            term.replace(exp.true())
+    return found
+
+
+def _inner_tables(select: exp.Select, ctes: set[str]) -> dict[str, exp.Table]:
+    from_ = select.args.get("from_")
+    candidates = [from_.this] if from_ is not None else []
+    candidates += [j.this for j in select.args.get("joins") or []
+                   if not j.side and j.kind in ("", "INNER", "CROSS")]
+    tables = {}
+    for table in candidates:
+        if isinstance(table, exp.Table) and isinstance(table.this, exp.Identifier):
+            if table.args.get("db") is None and _name(table.this) in ctes:
+                continue
+            alias = table.args.get("alias")
+            key = _name(alias.this) if alias is not None else _name(table.this)
+            if key is not None:
+                tables[key] = table
+    return tables
+
+
+def _single_source(select: exp.Select) -> bool:
+    from_ = select.args.get("from_")
+    return not select.args.get("joins") and from_ is not None
+
+
+def _relation(table: exp.Table, schema: Schema) -> Relation | None:
+    name = _name(table.this)
+    relation = schema.find(name, _name(table.args.get("db"))) if name else None
+    return relation if relation is not None and not relation.is_view else None
+
+
+def _equality(term: exp.Expr) -> tuple[exp.Column, list[str]] | None:
+    """``column = literal``, ``literal = column`` or ``column IN (literals)``."""
+    if isinstance(term, exp.EQ):
+        left, right = term.this, term.expression
+        if isinstance(right, exp.Column):
+            left, right = right, left
+        if isinstance(left, exp.Column) and isinstance(right, exp.Literal):
+            return left, [str(right.this)]
+    if isinstance(term, exp.In) and isinstance(term.this, exp.Column) and not term.args.get(
+            "query") and term.expressions and all(
+            isinstance(e, exp.Literal) for e in term.expressions):
+        return term.this, [str(e.this) for e in term.expressions]
+    return None
+
+
 def _replacement(table: exp.Table, relation: Relation, schema: Schema, source: Source,
-                 allow: Allowlist, depth: int) -> exp.Subquery:
+                 allow: Allowlist, depth: int, matches: Matches) -> exp.Subquery:
     alias = table.args.get("alias")
     if alias is None:
         alias = exp.TableAlias(this=exp.to_identifier(relation.name, quoted=True))
     if relation.view_sql is not None:
         body = parse_query(relation.view_sql)
         allow.check(body, where=f"view {relation.qualified}")
-        inner = rewrite(body, schema, source, allow, depth + 1)
+        inner = rewrite(body, schema, source, allow, depth=depth + 1)
         if not alias.args.get("columns"):
             alias = alias.copy()
             alias.set("columns", [exp.to_identifier(c.name, quoted=True)
                                   for c in relation.columns])
         return exp.Subquery(this=inner, alias=alias)
-    masked = source(relation)
+    masked = source(relation, matches)
     if masked is None:
         raise PolicyDenied("adhoc: relation not readable",
                            f"the gateway cannot read {relation.qualified}")

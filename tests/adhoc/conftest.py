@@ -59,6 +59,10 @@ roles:
       pii.contact: mask.email
       pii.birth: mask.year
       pay.salary: deny
+  matcher:
+    functions: ["*"]
+    adhoc: true
+    fields: {{pii.gov: match, pii.bank: mask.full, pii.contact: match}}
   hasher:
     functions: ["*"]
     adhoc: true
@@ -79,6 +83,7 @@ class RedTeam:
     project: Path
     analyst: str
     hasher: str
+    matcher: str
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +107,14 @@ def redteam(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     (folder / "queries" / "staff.sql").write_text(QUERIES)
     (folder / "querygate.yaml").write_text(CONFIG.format(url=gateway_url))
     tokens = asyncio.run(_tokens(gateway_url))
-    yield RedTeam(admin, folder, tokens["analyst"], tokens["hasher"])
+    yield RedTeam(admin, folder, tokens["analyst"], tokens["hasher"], tokens["matcher"])
     drop_database(admin_url, name)
 
 
 async def _tokens(url: str) -> dict[str, str]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         made = {}
-        for role in ("analyst", "hasher"):
+        for role in ("analyst", "hasher", "matcher"):
             await identity.add_user(conn, f"{role}@corp.test", [role])
             made[role], _ = await identity.issue_token(conn, f"{role}@corp.test")
         return made

@@ -228,3 +228,27 @@ async def test_the_callers_sql_never_reaches_the_log(
         response = await _sql(client, redteam.analyst, statement)
         assert response.status_code in (403, 422)
     assert "secret_literal" not in caplog.text
+
+
+@pytest.mark.parametrize(("condition", "rows"), [
+    ("ssn = '518-27-3904'", [[7]]),
+    ("s.ssn = '518-27-3904'", [[7]]),
+    ("'518-27-3904' = ssn", [[7]]),
+    ("ssn IN ('000-00-0000', '623-11-0457')", [[8]]),
+    ("ssn = '518-27-3905'", []),
+    ("ssn = '518-27-3904' AND email = 'zora.quill@corp.test'", [[7]]),
+    ("ssn = '518-27-3904' AND email = 'zeno.baker@corp.test'", []),
+    ("ssn LIKE '518%'", []),  # match is equality with a literal, nothing more
+    ("upper(ssn) = '518-27-3904'", []),
+    ("ssn = '518-27-3904' OR id = 0", []),  # only a top-level AND term compares the value
+])
+async def test_match_compares_for_equality_with_a_literal_and_nothing_more(
+        served: tuple[Gateway, httpx.AsyncClient], redteam: RedTeam, condition: str,
+        rows: list[list[int]]) -> None:
+    _, client = served
+    response = await _sql(client, redteam.matcher,
+                          f"SELECT s.id, s.ssn FROM staff s WHERE {condition} ORDER BY s.id")
+    assert response.status_code == 200, response.text
+    assert [r[:1] for r in response.json()["rows"]] == rows
+    assert all(r[1] == "****" for r in response.json()["rows"])
+    _no_canary(response.text)
