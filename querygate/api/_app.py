@@ -18,6 +18,7 @@ from querygate._plugins import modules
 from querygate.api._openapi import openapi
 from querygate.errors import BadParameters, ClientGone, NotAuthenticated, QuerygateError
 from querygate.gateway import Gateway
+from querygate.mcp import McpEndpoint
 from querygate.results import CallResult
 
 log = logging.getLogger("querygate.api")
@@ -190,9 +191,12 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
+    mcp = McpEndpoint(gateway)  # POST /mcp; its session manager runs for the app's lifespan
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with mcp.running():
+            yield
         if lifespan_close:
             await gateway.close()
 
@@ -203,6 +207,7 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
         Route("/v1/functions", handle_errors(functions), methods=["GET"]),
         Route("/openapi.json", handle_errors(openapi_json), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *mcp.routes(),
     ]
     for module in modules("querygate.api", "_routes_"):
         routes += module.routes(gateway)
