@@ -18,7 +18,6 @@ from querygate._plugins import modules
 from querygate.api._openapi import openapi
 from querygate.errors import BadParameters, ClientGone, NotAuthenticated, QuerygateError
 from querygate.gateway import Gateway
-from querygate.mcp import McpEndpoint
 from querygate.results import CallResult
 
 log = logging.getLogger("querygate.api")
@@ -190,6 +189,8 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
+
+    from querygate.mcp import McpEndpoint  # the MCP SDK takes ~1 s to import: only when serving
 
     mcp = McpEndpoint(gateway)  # POST /mcp; its session manager runs for the app's lifespan
 

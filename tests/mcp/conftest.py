@@ -15,18 +15,27 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from querygate import identity
-from tests.demo_env import Demo, running_server
+from tests.demo_env import Demo, drop_database, make_demo, running_server
 
 AGENT = "triage-bot@agents.example.com"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
+def demo(admin_url: str, demo_template: str,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """One demo database for the HTTP and the stdio tests (the server below is the costly part)."""
+    made, name = make_demo(admin_url, demo_template, tmp_path_factory.mktemp("mcp-demo"))
+    yield made
+    drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="package")
 def server(demo: Demo) -> Iterator[str]:
     with running_server(demo.project_dir) as url:
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def agent_token(demo: Demo) -> str:
     """A service holding support and billing, with a token acting for Alice (support)."""
 
