@@ -9,16 +9,17 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from querygate_client import AsyncClient, Client, ConnectionFailed
+from querygate_client import AsyncClient, Client, ConnectionFailed, Timeout
 
 
 class HangUp:
-    """Accepts connections, reads each request's head, and closes without answering."""
+    """Accepts connections, reads each request's head, and closes (or holds) without answering."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.requests: list[bytes] = []
+        self.hold = False  # keep each connection open, unanswered, until the client gives up
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -35,6 +36,8 @@ class HangUp:
                         break
                     data += chunk
                 self.requests.append(data.split(b"\r\n", 1)[0])
+                while self.hold and conn.recv(65536):
+                    pass
 
 
 @pytest.fixture
@@ -82,3 +85,11 @@ def test_a_gateway_that_is_not_there_fails_cleanly() -> None:
     with Client(f"http://127.0.0.1:{port}", token="t", retries=1) as qg, \
             pytest.raises(ConnectionFailed, match="cannot reach"):
         qg.call("f")
+
+
+def test_the_clients_own_timeout_is_a_timeout_without_status(hangup: HangUp) -> None:
+    hangup.hold = True
+    with Client(hangup.url, token="t", timeout=0.3) as qg, pytest.raises(Timeout) as late:
+        qg.call("f")
+    assert late.value.code == "client_timeout" and late.value.status is None
+    assert len(hangup.requests) == 1

@@ -69,8 +69,10 @@ def checked(response: httpx.Response) -> dict[str, Any]:
 
 def transport_error(exc: httpx.TransportError, url: str) -> QuerygateError:
     if isinstance(exc, httpx.TimeoutException):
-        return Timeout(f"no answer from {url} within the client's timeout ({type(exc).__name__})",
+        late = Timeout(f"no answer from {url} within the client's timeout ({type(exc).__name__})",
                        code="client_timeout")
+        late.status = None  # no answer came: not the gateway's 504
+        return late
     return ConnectionFailed(f"cannot reach the gateway at {url} ({type(exc).__name__})",
                             code="connection_failed")
 

@@ -85,7 +85,10 @@ class AuditUnavailable(Unavailable):
 
 
 class Timeout(QuerygateError):
-    status = 504
+    """The query ran past its timeout (504), or no answer came within the client's own timeout
+    (code ``client_timeout``, ``status`` None)."""
+
+    status: int | None = 504
 
 
 class ConnectionFailed(QuerygateError):
