@@ -150,3 +150,24 @@ async def test_a_large_result_is_cut_with_a_marker(demo: Demo, server: str) -> N
     value = json.loads(text_of(cell))["rows"][0][0]
     assert value.endswith(f"…[cut: {len('Ada Canary') * 500 - 2000} more characters]")
     assert "values longer than 2000 characters are cut" in json.loads(text_of(cell))["notice"]
+
+
+async def test_the_persons_suspension_stops_the_agent_on_its_next_message(
+        demo: Demo, server: str, agent_token: str) -> None:
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "get_customer_by_id", "arguments": {"customer_id": 7}}}
+    headers = {"Authorization": f"Bearer {agent_token}", "MCP-Protocol-Version": "2025-11-25",
+               "Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(base_url=server) as http:
+        before = await http.post("/mcp", json=message, headers=headers)
+        with psycopg.connect(demo.admin_url, autocommit=True) as conn:
+            conn.execute("UPDATE querygate.users SET status = 'suspended' "
+                         "WHERE email = 'alice@example.com'")
+        try:
+            after = await http.post("/mcp", json=message, headers=headers)
+        finally:
+            with psycopg.connect(demo.admin_url, autocommit=True) as conn:
+                conn.execute("UPDATE querygate.users SET status = 'active' "
+                             "WHERE email = 'alice@example.com'")
+    assert before.status_code == 200 and before.json()["result"]["isError"] is False
+    assert after.status_code == 401 and after.json()["error"]["code"] == "not_authenticated"
