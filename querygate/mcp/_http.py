@@ -79,6 +79,9 @@ async def call_tool(gateway: Gateway, token: str | None, name: str,
             result = await gateway.call(token, name, params, reason, client_addr, client="mcp")
     except QuerygateError as exc:
         return _tools.failure(exc)
+    except Exception as exc:  # its text may hold data: log the type only, as the API does
+        log.error("unexpected %s in MCP tool %s", type(exc).__name__, name[:80])
+        return _tools.failure(QuerygateError("internal error; see the gateway log"))
     return _tools.success(name, result)
 
 

@@ -16,6 +16,7 @@ import orjson
 
 from querygate.analysis import AnalysedFunction
 from querygate.errors import BadParameters, QuerygateError
+from querygate.record import MAX_REASON_CHARS
 from querygate.results import CallResult
 
 RUN_SQL = "run_sql"
@@ -38,7 +39,7 @@ INSTRUCTIONS = (
     "to get around it."
 )
 
-_REASON_SCHEMA = {"type": "string", "maxLength": 500,
+_REASON_SCHEMA = {"type": "string", "maxLength": MAX_REASON_CHARS,
                   "description": "Why you need this data (a ticket or case id); kept in the "
                                  "audit log with the call."}
 _ANNOTATIONS = types.ToolAnnotations(read_only_hint=True, destructive_hint=False,

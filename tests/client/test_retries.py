@@ -93,3 +93,9 @@ def test_the_clients_own_timeout_is_a_timeout_without_status(hangup: HangUp) -> 
         qg.call("f")
     assert late.value.code == "client_timeout" and late.value.status is None
     assert len(hangup.requests) == 1
+
+
+def test_a_function_name_stays_one_path_segment(hangup: HangUp) -> None:
+    with Client(hangup.url, token="t", retries=0) as qg, pytest.raises(ConnectionFailed):
+        qg.call("../sql")
+    assert hangup.requests == [b"POST /v1/call/..%2Fsql HTTP/1.1"]

@@ -14,6 +14,7 @@ from querygate_client._base import (
     ExportHeader,
     call_body,
     checked,
+    function_path,
     headers_for,
     retry_get,
     row_of,
@@ -93,7 +94,8 @@ class AsyncClient:
     async def call(self, function: str, /, params: Mapping[str, Any] | None = None, *,
              reason: str | None = None, **kwargs: Any) -> Result:
         """Call ``function`` with its parameters (as keywords, or a ``params`` mapping)."""
-        return result_from(await self._post(f"/v1/call/{function}", call_body(params, kwargs, reason)))
+        body = call_body(params, kwargs, reason)
+        return result_from(await self._post(function_path("call", function), body))
 
     async def sql(self, statement: str, /, *, reason: str | None = None) -> Result:
         """Ad-hoc SQL, for roles with ``adhoc: true``: the same masks and audit."""
@@ -109,7 +111,7 @@ class AsyncClient:
     def export(self, function: str, /, params: Mapping[str, Any] | None = None, *,
                reason: str | None = None, **kwargs: Any) -> AsyncExport:
         """A large result, streamed: ``async with qg.export(...) as rows: async for row in rows``."""
-        return AsyncExport(self, f"/v1/export/{function}", call_body(params, kwargs, reason))
+        return AsyncExport(self, function_path("export", function), call_body(params, kwargs, reason))
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

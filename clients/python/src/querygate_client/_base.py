@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -36,6 +37,11 @@ def headers_for(token: str | None, extra: Mapping[str, str] | None) -> dict[str,
         headers["Authorization"] = f"Bearer {token}"
     headers.update(extra or {})
     return headers
+
+
+def function_path(kind: str, function: str) -> str:
+    """``/v1/call/NAME``: the name is one path segment, whatever it holds."""
+    return f"/v1/{kind}/{quote(function, safe='')}"
 
 
 def call_body(params: Mapping[str, Any] | None, extra: Mapping[str, Any],

@@ -14,6 +14,7 @@ from querygate_client._base import (
     ExportHeader,
     call_body,
     checked,
+    function_path,
     headers_for,
     retry_get,
     row_of,
@@ -92,7 +93,7 @@ class Client:
     def call(self, function: str, /, params: Mapping[str, Any] | None = None, *,
              reason: str | None = None, **kwargs: Any) -> Result:
         """Call ``function`` with its parameters (as keywords, or a ``params`` mapping)."""
-        return result_from(self._post(f"/v1/call/{function}", call_body(params, kwargs, reason)))
+        return result_from(self._post(function_path("call", function), call_body(params, kwargs, reason)))
 
     def sql(self, statement: str, /, *, reason: str | None = None) -> Result:
         """Ad-hoc SQL, for roles with ``adhoc: true``: the same masks and audit."""
@@ -108,7 +109,7 @@ class Client:
     def export(self, function: str, /, params: Mapping[str, Any] | None = None, *,
                reason: str | None = None, **kwargs: Any) -> Export:
         """A large result, streamed: ``with qg.export(...) as rows: for row in rows: ...``."""
-        return Export(self, f"/v1/export/{function}", call_body(params, kwargs, reason))
+        return Export(self, function_path("export", function), call_body(params, kwargs, reason))
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
