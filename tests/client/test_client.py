@@ -144,5 +144,13 @@ def test_the_distribution_needs_httpx_only() -> None:
     code = ("import sys, querygate_client; "
             "sys.exit(any(m == 'querygate' or m.startswith('querygate.') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
-    assert sorted(querygate_client.__all__) == querygate_client.__all__
+    assert querygate_client.__all__ == [  # the public surface, pinned
+        "AsyncClient", "AsyncExport", "AuditUnavailable", "BadParameters", "Client",
+        "ConnectionFailed", "Export", "Function", "NotAuthenticated", "NotFound", "OverLimit",
+        "Parameter", "QuerygateError", "Receipt", "Refused", "Result", "Timeout", "TooLarge",
+        "Unavailable", "UpstreamError", "__version__"]
     assert all(hasattr(querygate_client, name) for name in querygate_client.__all__)
+    errors = [getattr(querygate_client, n) for n in querygate_client.__all__
+              if n not in ("AsyncClient", "AsyncExport", "Client", "Export", "Function",
+                           "Parameter", "Receipt", "Result", "__version__")]
+    assert all(issubclass(e, querygate_client.QuerygateError) for e in errors)
