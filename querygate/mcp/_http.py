@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from querygate import identity
-from querygate.errors import NotAuthenticated, QuerygateError, Unavailable
+from querygate.errors import BadParameters, NotAuthenticated, QuerygateError, Unavailable
 from querygate.gateway import Gateway
 from querygate.identity import Identity
 from querygate.mcp import _tools
@@ -39,7 +39,9 @@ _IDENTITY = "querygate.identity"  # the ASGI scope key the checked identity trav
 
 def token_of(headers: Any) -> str | None:
     scheme, _, token = str(headers.get("authorization", "")).partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 def _json(body: object, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -72,6 +74,9 @@ async def call_tool(gateway: Gateway, token: str | None, name: str,
         if name == _tools.RUN_SQL and name not in gateway.functions:
             params, reason = _tools.split_arguments(None, arguments)
             sql = params.pop("sql", None)
+            if params:
+                unknown = sorted(params)[0][:64]
+                raise BadParameters(f"unknown argument {unknown!r}", parameter=unknown)
             result = await gateway.sql(token, sql, reason, client_addr, client="mcp")
         else:
             # an unknown or ungranted name is refused (and audited) by the gateway itself

@@ -41,6 +41,8 @@ async def test_run_sql_only_for_adhoc_roles(demo: Demo, server: str, mode: str) 
         assert "run_sql" in names and "revenue_by_plan" in names
         result = await client.call_tool("run_sql", {"sql": "SELECT id, ssn FROM customers "
                                                            "WHERE id = 42", "reason": "DSAR-9"})
+        extra = await client.call_tool("run_sql", {"sql": "SELECT 1", "limit": 5})
+    assert extra.is_error and extra.structured_content["error"]["parameter"] == "limit"
     assert result.is_error is False
     body = json.loads(text_of(result))
     assert body["fields"] == {"ssn": "mask.hash"} and body["rows"][0][1].startswith("h:")
