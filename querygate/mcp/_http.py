@@ -95,7 +95,7 @@ class McpEndpoint:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.server: Server[Any] = Server("querygate", version=_version(),
+        self.server: Server[Any] = Server("querygate", version=_tools.server_version(),
                                           instructions=_tools.INSTRUCTIONS,
                                           on_list_tools=self._list_tools,
                                           on_call_tool=self._call_tool)
@@ -181,9 +181,3 @@ def _identity(ctx: ServerRequestContext[Any, Any]) -> Identity:
 
 def _base(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
-
-
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("querygate")

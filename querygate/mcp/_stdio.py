@@ -100,7 +100,7 @@ def proxy_server(forwarder: Forwarder) -> Server[Any]:
             return _tools.failure(exc)
         return types.CallToolResult.model_validate(result)
 
-    return Server("querygate", version=_version(), instructions=_tools.INSTRUCTIONS,
+    return Server("querygate", version=_tools.server_version(), instructions=_tools.INSTRUCTIONS,
                   on_list_tools=list_tools, on_call_tool=call_tool)
 
 
@@ -113,9 +113,3 @@ async def serve_stdio(url: str, token: str) -> None:
             await server.run(read, write, server.create_initialization_options())
     finally:
         await forwarder.aclose()
-
-
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("querygate")

@@ -9,6 +9,7 @@ is cut to ``MAX_RESULT_CHARS`` with a marker saying what was left out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.metadata import version
 from typing import Any
 
 import mcp.types as types
@@ -44,6 +45,10 @@ _REASON_SCHEMA = {"type": "string", "maxLength": MAX_REASON_CHARS,
                                  "audit log with the call."}
 _ANNOTATIONS = types.ToolAnnotations(read_only_hint=True, destructive_hint=False,
                                      idempotent_hint=True, open_world_hint=False)
+
+
+def server_version() -> str:
+    return version("querygate")
 
 
 def function_tool(fn: AnalysedFunction, fields: Mapping[str, str], *, max_chars: int) -> types.Tool:
