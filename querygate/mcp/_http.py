@@ -147,14 +147,13 @@ class McpEndpoint:
 
     async def _metadata(self, request: Request) -> Response:
         """OAuth 2.0 Protected Resource Metadata (RFC 9728), as the MCP authorization spec
-        asks: the resource, and the OIDC issuer whose access tokens it accepts, if any."""
-        body: dict[str, Any] = {"resource": f"{_base(request)}{PATH}",
-                                "resource_name": "querygate",
-                                "bearer_methods_supported": ["header"]}
+        asks: the resource, and the OIDC issuer whose access tokens it accepts. Without
+        ``identity.oidc`` the list is empty: querygate's own tokens come from an admin
+        (``querygate tokens issue``), not from an OAuth flow."""
         oidc = identity.oidc_settings(self.gateway.project)
-        if oidc is not None:
-            body["authorization_servers"] = [oidc.issuer]
-        return _json(body, 200)
+        return _json({"resource": f"{_base(request)}{PATH}", "resource_name": "querygate",
+                      "authorization_servers": [oidc.issuer] if oidc is not None else [],
+                      "bearer_methods_supported": ["header"]}, 200)
 
     async def _list_tools(self, ctx: ServerRequestContext[Any, Any],
                           params: types.PaginatedRequestParams | None) -> types.ListToolsResult:

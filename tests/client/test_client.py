@@ -100,6 +100,9 @@ def test_export_streams_rows_after_its_header(demo: Demo, server: str) -> None:
         iban = one.columns.index("iban")
         assert [row[iban] for row in one] == ["****4242"]
     assert one.fields["ssn"] == "omit"
+    with Client(server, token=demo.token("bob")) as qg:  # iterated without `with`: sent then
+        plain = qg.export("list_customer_orders", customer_id=42, reason="BILL-2")
+        assert len(list(plain)) == plain.count > 0
 
 
 def test_an_export_refused_raises_before_any_row(demo: Demo, server: str) -> None:
@@ -120,6 +123,8 @@ async def test_the_async_client_mirrors_it(demo: Demo, server: str) -> None:
                              reason="TICKET-1") as rows:
             got = [row async for row in rows]
         assert len(got) == rows.count > 0
+        plain = qg.export("list_customer_orders", customer_id=42, reason="TICKET-1")
+        assert [row async for row in plain] == got
 
 
 @pytest.mark.parametrize(("status", "code", "expected"), [

@@ -100,7 +100,9 @@ async def test_no_token_or_a_bad_one_is_401_pointing_at_the_metadata(demo: Demo,
                          'oauth-protected-resource/mcp"')
     assert wrong.headers["www-authenticate"].endswith(', error="invalid_token"')
     assert missing.json()["error"]["code"] == "not_authenticated"
-    assert metadata.status_code == 200 and metadata.json()["resource"] == f"{server}/mcp"
+    assert metadata.status_code == 200 and metadata.json() == {
+        "resource": f"{server}/mcp", "resource_name": "querygate", "authorization_servers": [],
+        "bearer_methods_supported": ["header"]}
     assert listed.status_code == 200 and listed.headers["content-type"] == "application/json"
     assert "get_customer_by_id" in {t["name"] for t in listed.json()["result"]["tools"]}
 

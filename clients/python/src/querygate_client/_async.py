@@ -26,8 +26,8 @@ from querygate_client._models import Function, Result, functions_from, result_fr
 
 
 class AsyncExport(ExportHeader):
-    """A streamed export: the request is sent on ``with``; iterating yields one row (a list) at
-    a time as it arrives, never holding the whole result."""
+    """A streamed export: the request is sent on ``async with`` (or when iteration starts);
+    iterating yields one row (a list) at a time as it arrives, never holding the whole result."""
 
     def __init__(self, client: AsyncClient, path: str, body: dict[str, Any]) -> None:
         self._client, self._path, self._body = client, path, body
@@ -54,7 +54,8 @@ class AsyncExport(ExportHeader):
 
     async def __aiter__(self) -> AsyncIterator[list[Any]]:
         if self._lines is None:
-            raise RuntimeError("use the export in an `async with` block: async with qg.export(...) as rows")
+            await self.__aenter__()
+        assert self._lines is not None
         try:
             async for line in self._lines:
                 row = row_of(line)

@@ -26,8 +26,8 @@ from querygate_client._models import Function, Result, functions_from, result_fr
 
 
 class Export(ExportHeader):
-    """A streamed export: the request is sent on ``with``; iterating yields one row (a list) at
-    a time as it arrives, never holding the whole result."""
+    """A streamed export: the request is sent on ``with`` (or when iteration starts); iterating
+    yields one row (a list) at a time as it arrives, never holding the whole result."""
 
     def __init__(self, client: Client, path: str, body: dict[str, Any]) -> None:
         self._client, self._path, self._body = client, path, body
@@ -54,7 +54,8 @@ class Export(ExportHeader):
 
     def __iter__(self) -> Iterator[list[Any]]:
         if self._lines is None:
-            raise RuntimeError("use the export in a `with` block: with qg.export(...) as rows")
+            self.__enter__()
+        assert self._lines is not None
         try:
             for line in self._lines:
                 row = row_of(line)
