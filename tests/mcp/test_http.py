@@ -10,7 +10,7 @@ import pytest
 from mcp import MCPError
 
 from querygate.mcp import MAX_RESULT_CHARS
-from tests.demo_env import Demo
+from tests.demo_env import Demo, running_server
 from tests.mcp.conftest import AGENT, mcp_client, text_of
 
 pytestmark = pytest.mark.anyio
@@ -175,3 +175,20 @@ async def test_the_persons_suspension_stops_the_agent_on_its_next_message(
                              "WHERE email = 'alice@example.com'")
     assert before.status_code == 200 and before.json()["result"]["isError"] is False
     assert after.status_code == 401 and after.json()["error"]["code"] == "not_authenticated"
+
+
+def test_any_worker_answers_any_message(demo: Demo) -> None:
+    """Stateless: no session to find, so messages spread over two worker processes all work."""
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "get_customer_by_id",
+                          "arguments": {"customer_id": 42, "reason": "TICKET-1"}}}
+    headers = {"Authorization": f"Bearer {demo.token('alice')}", "Connection": "close",
+               "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-11-25"}
+    with running_server(demo.project_dir, "--workers", "2") as url, \
+            httpx.Client(base_url=url) as http:
+        answers = [http.post("/mcp", json=message, headers=headers) for _ in range(8)]
+    assert [a.status_code for a in answers] == [200] * 8
+    bodies = [a.json()["result"]["structuredContent"] for a in answers]
+    assert {b["rows"][0][4] for b in bodies} == {"****4242"}
+    assert len({b["audit_id"] for b in bodies}) == 8
