@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from querygate import identity
+from querygate.adhoc import adhoc_roles
 from querygate.errors import BadParameters, NotAuthenticated, QuerygateError, Unavailable
 from querygate.gateway import Gateway
 from querygate.identity import Identity
@@ -51,9 +52,8 @@ def _json(body: object, status: int, headers: dict[str, str] | None = None) -> R
 
 def may_run_sql(gateway: Gateway, who: Identity) -> bool:
     """Whether any role the caller holds now (an agent: those it shares with its person) has
-    ``adhoc: true``."""
-    roles = gateway.project.roles
-    return any(r in roles and roles[r].options.get("adhoc") is True for r in who.roles)
+    ``adhoc: true``: the same test ``Gateway.sql`` applies."""
+    return bool(adhoc_roles(who, dict(gateway.project.roles)))
 
 
 def tools_for(gateway: Gateway, who: Identity) -> list[types.Tool]:
