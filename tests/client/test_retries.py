@@ -8,8 +8,9 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
-from querygate_client import AsyncClient, Client, ConnectionFailed, Timeout
+from querygate_client import AsyncClient, Client, ConnectionFailed, QuerygateError, Timeout
 
 
 class HangUp:
@@ -99,3 +100,12 @@ def test_a_function_name_stays_one_path_segment(hangup: HangUp) -> None:
     with Client(hangup.url, token="t", retries=0) as qg, pytest.raises(ConnectionFailed):
         qg.call("../sql")
     assert hangup.requests == [b"POST /v1/call/..%2Fsql HTTP/1.1"]
+
+
+def test_an_export_without_its_header_is_an_error_not_a_crash() -> None:
+    def empty(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"")
+
+    with Client("http://gw.test", token="t", transport=httpx.MockTransport(empty)) as qg, \
+            pytest.raises(QuerygateError, match="before its header"):
+        list(qg.export("f"))

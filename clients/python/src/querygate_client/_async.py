@@ -43,7 +43,7 @@ class AsyncExport(ExportHeader):
                 await self._response.aread()
                 checked(self._response)
             self._lines = self._response.aiter_lines()
-            self._read_header(await anext(self._lines))
+            self._read_header(await anext(self._lines, None))
         except httpx.TransportError as exc:
             await self.aclose()
             raise transport_error(exc, url) from None

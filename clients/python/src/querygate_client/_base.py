@@ -97,7 +97,9 @@ class ExportHeader:
     audit_id: str
     receipt: Receipt | None
 
-    def _read_header(self, line: str) -> None:
+    def _read_header(self, line: str | None) -> None:
+        if line is None:
+            raise QuerygateError("the export ended before its header line", code="bad_response")
         head = json.loads(line)
         self.columns = list(head["columns"])
         self.fields = dict(head.get("fields") or {})

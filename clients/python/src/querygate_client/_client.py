@@ -43,7 +43,7 @@ class Export(ExportHeader):
                 self._response.read()
                 checked(self._response)
             self._lines = self._response.iter_lines()
-            self._read_header(next(self._lines))
+            self._read_header(next(self._lines, None))
         except httpx.TransportError as exc:
             self.close()
             raise transport_error(exc, url) from None
