@@ -41,6 +41,8 @@ def rewrite(statement: exp.Expr, schema: Schema, source: Source, allow: Allowlis
                            f"views are nested more than {MAX_VIEW_DEPTH} deep")
     ctes = _cte_names(statement)
     matches = _matches(statement, schema, ctes, matchable)
+    for select in list(statement.find_all(exp.Select)):
+        _group_by_key(select, schema, ctes)
     for table in list(statement.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
             continue  # a function in FROM: checked by the allowlist
@@ -95,11 +97,48 @@ def _matches(statement: exp.Expr, schema: Schema, ctes: set[str],
     return found
 
 
-def _inner_tables(select: exp.Select, ctes: set[str]) -> dict[str, exp.Table]:
+def _group_by_key(select: exp.Select, schema: Schema, ctes: set[str]) -> None:
+    """``GROUP BY t.id`` lets PostgreSQL read t's other columns (the key determines them); a
+    subquery in t's place has no key, so those columns are added to the GROUP BY, which
+    groups the same rows."""
+    group = select.args.get("group")
+    if group is None:
+        return
+    tables = _inner_tables(select, ctes, inner_only=False)
+    grouped = {(_name(c.args.get("table")), _name(c.this)) for c in group.expressions
+               if isinstance(c, exp.Column)}
+    for alias, table in tables.items():
+        relation = _relation(table, schema)
+        if relation is None or not relation.primary_key or not all(
+                (alias, k) in grouped for k in relation.primary_key):
+            continue
+        for column in _own_columns(select):
+            key = (_name(column.args.get("table")), _name(column.this))
+            if key[0] == alias and key not in grouped and not isinstance(column.this, exp.Star):
+                grouped.add(key)
+                group.append("expressions", column.copy())
+
+
+def _own_columns(select: exp.Select) -> list[exp.Column]:
+    """Column references of this SELECT's own list, HAVING and ORDER BY (not of subqueries,
+    not inside aggregates)."""
+    found = []
+    parts = [*select.expressions, select.args.get("having"), select.args.get("order")]
+    for part in parts:
+        if part is None:
+            continue
+        for node in part.walk(prune=lambda n: isinstance(n, exp.Select | exp.AggFunc)):
+            if isinstance(node, exp.Column):
+                found.append(node)
+    return found
+
+
+def _inner_tables(select: exp.Select, ctes: set[str],
+                  inner_only: bool = True) -> dict[str, exp.Table]:
     from_ = select.args.get("from_")
     candidates = [from_.this] if from_ is not None else []
     candidates += [j.this for j in select.args.get("joins") or []
-                   if not j.side and j.kind in ("", "INNER", "CROSS")]
+                   if not inner_only or (not j.side and j.kind in ("", "INNER", "CROSS"))]
     tables = {}
     for table in candidates:
         if isinstance(table, exp.Table) and isinstance(table.this, exp.Identifier):

@@ -252,3 +252,16 @@ async def test_match_compares_for_equality_with_a_literal_and_nothing_more(
     assert [r[:1] for r in response.json()["rows"]] == rows
     assert all(r[1] == "****" for r in response.json()["rows"])
     _no_canary(response.text)
+
+
+async def test_grouping_by_a_key_still_reads_the_rest_of_the_row(
+        served: tuple[Gateway, httpx.AsyncClient], redteam: RedTeam) -> None:
+    """PostgreSQL lets GROUP BY a primary key read the row's other columns; the masked
+    source keeps that working."""
+    _, client = served
+    response = await _sql(client, redteam.analyst,
+                          "SELECT s.id, s.name, s.iban, count(v.id) AS visits FROM staff s "
+                          "JOIN visits v ON v.staff_id = s.id WHERE s.id = 7 GROUP BY s.id "
+                          "ORDER BY s.name")
+    assert response.status_code == 200, response.text
+    assert response.json()["rows"] == [[7, "Ines", "****6819", 1]]
