@@ -84,7 +84,7 @@ def prepare_adhoc(setting: AdhocSetting, who: Identity, roles: dict[str, Role],
         if sum(1 for _ in statement.walk()) > MAX_NODES:
             raise BadParameters("the statement is too large to analyse", parameter="sql")
         setting.allowlist.check(statement)
-        analysis = analyze(sql, setting.schema)
+        analysis = analyze(sql, setting.schema, statement.copy())
     except LineageError as exc:
         raise BadParameters(f"the SQL cannot be analysed: {exc.message}", parameter="sql") from None
     except RecursionError:
@@ -111,4 +111,4 @@ def _rewritten(setting: AdhocSetting, statement: exp.Expr, granted: Sequence[Rol
             lambda r, c: sources.matchable(r, c, setting.classification, granted))
     except LineageError as exc:
         raise BadParameters(f"a view cannot be analysed: {exc.message}", parameter="sql") from None
-    return done.sql(dialect="postgres", normalize_functions=False)
+    return done.sql(dialect="postgres", normalize_functions=False, copy=False)

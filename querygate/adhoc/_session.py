@@ -3,8 +3,9 @@
 The statement runs in a transaction of its own, ``READ ONLY``, as ``querygate_adhoc`` with
 ``search_path`` set to ``pg_catalog``; the transaction is rolled back. What a transaction
 cannot undo (session settings, advisory locks, prepared statements, temporary objects, LISTEN)
-is fingerprinted before the connection's first ad-hoc statement and checked after every one:
-a connection whose fingerprint changed is closed, never handed to the next caller.
+(the settings a later caller relies on, advisory locks) is fingerprinted before the
+connection's first ad-hoc statement and checked after every one: a connection whose
+fingerprint changed is closed, never handed to the next caller.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ log = logging.getLogger("querygate.adhoc")
 
 _BEGIN = ("BEGIN READ ONLY; SET LOCAL ROLE querygate_adhoc; "
           "SET LOCAL search_path = pg_catalog, pg_temp")
-_FINGERPRINT = """SELECT pg_catalog.md5(pg_catalog.concat_ws('|', current_user, session_user,
-  (SELECT pg_catalog.string_agg(name || '=' || setting, ',' ORDER BY name)
-   FROM pg_catalog.pg_settings WHERE source = 'session'),
-  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks
-   WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'advisory'),
-  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql),
-  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_listening_channels()),
-  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class
-   WHERE relnamespace = pg_catalog.pg_my_temp_schema())))"""
+# What a later caller depends on and a transaction cannot undo. Prepared statements, LISTEN and
+# temporary objects need statements of their own, which never pass the parser.
+_SETTINGS = ("search_path", "role", "session_authorization", "default_transaction_read_only",
+             "default_transaction_isolation", "statement_timeout", "lock_timeout",
+             "idle_in_transaction_session_timeout", "TimeZone", "DateStyle", "IntervalStyle",
+             "client_encoding", "standard_conforming_strings", "bytea_output",
+             "extra_float_digits", "application_name", "row_security", "work_mem",
+             "max_parallel_workers_per_gather", "enable_seqscan", "jit")
+_FINGERPRINT = ("SELECT pg_catalog.concat_ws('|', current_user, session_user, "
+                + ", ".join(f"pg_catalog.current_setting('{name}')" for name in _SETTINGS)
+                + ", (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks WHERE pid = "
+                "pg_catalog.pg_backend_pid() AND locktype = 'advisory'))")
 
 _clean: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -56,8 +60,9 @@ async def run_adhoc(conn: psycopg.AsyncConnection[Any], sql: str, *, max_rows: i
 
 async def _end(conn: psycopg.AsyncConnection[Any], baseline: str) -> None:
     try:
-        await conn.execute("ROLLBACK")
-        if await _fingerprint(conn) == baseline:
+        cur = await conn.execute(f"ROLLBACK; {_FINGERPRINT}")  # one round trip
+        row = await cur.fetchone() if cur.nextset() else None
+        if row is not None and str(row[0]) == baseline:
             return
         log.warning("an ad-hoc statement left its connection changed; the connection is closed")
     except psycopg.Error:
