@@ -1,0 +1,76 @@
+"""``querygate exposure``: every other way into the classified columns, checked against the
+exposures the project accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from querygate.exposure._allow import Accepted
+from querygate.exposure._catalog import Role, read_snapshot
+from querygate.exposure._paths import Exposure, Paths
+from querygate.setup import AUDITOR_ROLE, OWNER_ROLE
+
+
+@dataclass(frozen=True)
+class ExposureReport:
+    database: str
+    exposures: list[Exposure]
+    accepted: dict[int, Accepted]  # index in ``exposures`` → the allow entry that covers it
+    roles: list[Role]  # the roles that appear, with how they log in
+    excluded: dict[str, str]  # role → why it is not reported
+    missing: list[str]  # classified columns the database does not have
+
+    @property
+    def unaccepted(self) -> list[Exposure]:
+        return [e for i, e in enumerate(self.exposures) if i not in self.accepted]
+
+    def to_json(self) -> dict[str, Any]:
+        items = []
+        for i, e in enumerate(self.exposures):
+            item = e.to_json()
+            item["accepted"] = i in self.accepted
+            if i in self.accepted:
+                item["accepted_reason"] = self.accepted[i].reason
+            items.append(item)
+        return {"database": self.database, "exposures": items,
+                "roles": [role_json(r) for r in self.roles],
+                "not_reported": [{"role": k, "why": v} for k, v in self.excluded.items()],
+                "missing": self.missing}
+
+
+def role_json(role: Role) -> dict[str, Any]:
+    return {"role": role.name, "login": role.login, "password": role.password,
+            "valid_until": role.valid_until.isoformat() if role.valid_until else None,
+            "superuser": role.superuser, "bypassrls": role.bypassrls,
+            "hba": list(role.hba), "last_connected": login_seen(role)}
+
+
+def login_seen(role: Role) -> str:
+    """What PostgreSQL can say about the role's connections: only the open ones."""
+    if role.connected:
+        return "; ".join(role.connected)
+    return "not connected now (PostgreSQL keeps no last-login time; see log_connections)"
+
+
+def excluded_roles(gateway_role: str) -> dict[str, str]:
+    return {gateway_role: "the gateway's own role: the one door",
+            OWNER_ROLE: "querygate's own, by design: NOLOGIN, owns the querygate schema",
+            AUDITOR_ROLE: "querygate's own, by design: NOLOGIN, reads the audit log only"}
+
+
+def find_exposures(conn: psycopg.Connection[Any],
+                   classified: Mapping[str, Mapping[str, tuple[str, ...]]], *,
+                   gateway_role: str, allow: Sequence[Accepted] = ()) -> ExposureReport:
+    """Read the catalogs behind ``conn`` and report every path to a classified column."""
+    snap = read_snapshot(conn, classified)
+    excluded = excluded_roles(gateway_role)
+    exposures = Paths(snap, excluded).exposures()
+    accepted = {i: a for i, e in enumerate(exposures)
+                for a in reversed(allow) if a.covers(e.role, e.column)}
+    names = {e.role for e in exposures}
+    roles = sorted((r for r in snap.roles.values() if r.name in names), key=lambda r: r.name)
+    return ExposureReport(snap.database, exposures, accepted, roles, excluded, snap.missing)
