@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -196,3 +197,152 @@ def _event(fields: list[str], prefix: dict[str, str], when: str, finder: _Subjec
         "client_addr": prefix.get("host"),
         "context": {"source": "pgaudit", "db_role": role},
     }
+
+
+# -- whole records in any of PostgreSQL's log formats (``audit reconcile``) ----------------------
+
+class LogFormatError(ValueError):
+    """The log is not one this reader knows, or lacks what it needs (a role per line)."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One pgAudit record with the server log's context: when, which role, which session."""
+
+    at: dt.datetime
+    role: str
+    database: str
+    session: str  # the session id (csvlog, jsonlog) or the process id (stderr)
+    client: str | None
+    application: str | None
+    audit_type: str  # SESSION or OBJECT
+    statement_id: int
+    substatement_id: int
+    audit_class: str  # READ, WRITE, FUNCTION, ...
+    command: str
+    object_type: str
+    object_name: str
+    statement: str
+    parameters: tuple[str, ...]
+
+
+STDERR_PREFIX = "%m [%p] %u@%d app=%a client=%h "
+"""The ``log_line_prefix`` this reader documents for the stderr format."""
+_CSV_START = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? [\w+:-]+,")
+_ROLE_AT = re.compile(r"(?:^|\s)(?P<user>[\w.$-]*)@(?P<db>[\w.$-]*)(?:\s|$)")
+
+
+def log_format(first_line: str) -> str:
+    """``stderr``, ``csvlog`` or ``jsonlog`` from a log's first line."""
+    line = first_line.lstrip("\ufeff")
+    if line.startswith("{"):
+        return "jsonlog"
+    if _CSV_START.match(line):
+        return "csvlog"
+    if _START.match(line):
+        return "stderr"
+    raise LogFormatError(
+        "unknown log format: the first line is neither csvlog, jsonlog nor stderr output whose "
+        f"log_line_prefix starts with a timestamp (set log_line_prefix = '{STDERR_PREFIX}')")
+
+
+def audit_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+    """pgAudit records in a server log, in log order, whatever its format (stderr with the
+    documented prefix, csvlog or jsonlog); other records are passed over."""
+    source = iter(lines)
+    first = next((line for line in source if line.strip()), None)
+    if first is None:
+        return
+    fmt = log_format(first)
+    rest = _chain(first, source)
+    if fmt == "csvlog":
+        yield from _csv_records(rest)
+    elif fmt == "jsonlog":
+        yield from _json_records(rest)
+    else:
+        yield from _stderr_records(rest)
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def _audit_fields(message: str) -> list[str] | None:
+    if not message.startswith("AUDIT: "):
+        return None
+    try:
+        fields = next(csv.reader([message[7:]]))
+    except (csv.Error, StopIteration):
+        return None
+    return fields if len(fields) >= 8 else None
+
+
+def _record(at: dt.datetime, role: str, database: str, session: str, client: str | None,
+            application: str | None, fields: list[str]) -> AuditRecord:
+    def number(text: str) -> int:
+        return int(text) if text.isdigit() else 0
+
+    return AuditRecord(at, role, database, session, client or None, application or None,
+                       fields[0], number(fields[1]), number(fields[2]), fields[3], fields[4],
+                       fields[5], fields[6], fields[7],
+                       tuple(_parameters(fields[8])) if len(fields) > 8 else ())
+
+
+def _when(text: str) -> dt.datetime:
+    start = _START.match(text)
+    if start is None:
+        raise LogFormatError(f"a record's time {text[:40]!r} is not a timestamp")
+    return dt.datetime.fromisoformat(_moment(start.group("ts"), start.group("tz"))
+                                     .replace("Z", "+00:00"))
+
+
+def _stderr_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+    for text in _records(lines):
+        match = _AUDIT.search(text)
+        fields = _audit_fields("AUDIT: " + match.group("body")) if match else None
+        if match is None or fields is None:
+            continue
+        head = text[:match.start()] + " "
+        stamp = _START.match(head)
+        who = _ROLE_AT.search(head[stamp.end():] if stamp else head)
+        if who is None or not who.group("user"):
+            raise LogFormatError(
+                "a pgAudit record's line prefix names no role: set log_line_prefix = "
+                f"'{STDERR_PREFIX}' (it needs %u@%d and %p)")
+        found = _prefix(head)
+        yield _record(_when(text), who.group("user"), who.group("db"), found.get("pid", ""),
+                      found.get("host"), found.get("app"), fields)
+
+
+def _csv_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+    try:
+        for row in csv.reader(lines):
+            if len(row) < 23 or not row[13].startswith("AUDIT: "):
+                continue
+            fields = _audit_fields(row[13])
+            if fields is None:
+                continue
+            client = row[4].rsplit(":", 1)[0] if row[4] else None
+            yield _record(_when(row[0]), row[1], row[2], row[5] or row[3], client, row[22],
+                          fields)
+    except csv.Error as exc:
+        raise LogFormatError(f"not a csvlog file: {exc}") from None
+
+
+def _json_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise LogFormatError(f"line {number} is not JSON, so this is not a jsonlog file"
+                                 ) from None
+        fields = _audit_fields(str(item.get("message", "")))
+        if fields is None or not isinstance(item, dict):
+            continue
+        yield _record(_when(str(item.get("timestamp", ""))), str(item.get("user", "")),
+                      str(item.get("dbname", "")),
+                      str(item.get("session_id") or item.get("pid") or ""),
+                      item.get("remote_host"), item.get("application_name"), fields)

@@ -6,13 +6,30 @@ statements that went around the gateway; ``live_bypasses`` looks at the sessions
 """
 
 from querygate.exposure._allow import Accepted, parse_allow
+from querygate.exposure._live import LiveSession, live_bypasses
 from querygate.exposure._paths import Exposure
+from querygate.exposure._reconcile import (
+    ADHOC,
+    Finding,
+    Functions,
+    GatewayEvent,
+    Reconciliation,
+    reconcile,
+)
 from querygate.exposure._report import ExposureReport, find_exposures
 
 __all__ = [
+    "ADHOC",
     "Accepted",
     "Exposure",
     "ExposureReport",
+    "Finding",
+    "Functions",
+    "GatewayEvent",
+    "LiveSession",
+    "Reconciliation",
     "find_exposures",
+    "live_bypasses",
     "parse_allow",
+    "reconcile",
 ]
