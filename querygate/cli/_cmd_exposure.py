@@ -18,7 +18,15 @@ from psycopg.conninfo import conninfo_to_dict
 from querygate.cli._audit import audit_group, reader_url
 from querygate.cli._common import command_help, project_option, with_connection
 from querygate.detect import Alert, save_alert
-from querygate.detect._pgaudit import STDERR_PREFIX, AuditRecord, LogFormatError, audit_records, log_format
+from querygate.detect._pgaudit import (
+    STDERR_PREFIX,
+    AuditRecord,
+    LogFormatError,
+    LogMessage,
+    audit_records,
+    last_seen,
+    log_format,
+)
 from querygate.errors import QuerygateError
 from querygate.exposure import (
     ADHOC,
@@ -33,7 +41,7 @@ from querygate.exposure import (
     parse_allow,
     reconcile,
 )
-from querygate.exposure._report import login_seen
+from querygate.exposure._report import describe_seen, login_seen
 from querygate.project import CONFIG_NAME, Project, load_project
 from querygate.purpose import Check, load_requirements
 
@@ -128,9 +136,12 @@ _gateway = click.option("--gateway-role", "gateway_role_name",
 @_gateway
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON object: {"exposures": [{"role", "column", "tags", "via", ...}]}.')
+@click.option("--log", "logs", multiple=True, metavar="FILE",
+              help="A server log (log_connections or pgAudit records) to say when each role "
+                   "last connected; repeat for several.")
 @project_option
 def exposure(admin_url: str | None, gateway_role_name: str | None, as_json: bool,
-             project_dir: Path) -> None:
+             logs: tuple[str, ...], project_dir: Path) -> None:
     project = project_for(project_dir)
     try:
         allow = parse_allow(project.section("exposure"), str(project.root / CONFIG_NAME))
@@ -138,9 +149,10 @@ def exposure(admin_url: str | None, gateway_role_name: str | None, as_json: bool
         bad_input(exc.message)
     classified = classified_columns(project)
     role = gateway_role(project, gateway_role_name)
+    seen = describe_seen(_last_seen(logs))
     with admin_connection(admin_url) as conn:
         report = guarded(lambda: find_exposures(conn, classified, gateway_role=role,
-                                                allow=allow))
+                                                allow=allow, seen=seen))
     if report.missing and len(report.missing) == sum(len(c) for c in classified.values()):
         bad_input(f"none of the classified columns exists in database {report.database!r}; "
                   "is --admin-url pointing at the production database?")
@@ -152,6 +164,21 @@ def exposure(admin_url: str | None, gateway_role_name: str | None, as_json: bool
     else:
         _print_report(report, allow)
     sys.exit(1 if report.unaccepted else 0)
+
+
+def _last_seen(logs: tuple[str, ...]) -> dict[str, LogMessage]:
+    seen: dict[str, LogMessage] = {}
+    for path in logs:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as source:
+                for role, msg in last_seen(source).items():
+                    if role not in seen or seen[role].at < msg.at:
+                        seen[role] = msg
+        except OSError as exc:
+            bad_input(f"cannot read {path}: {exc.strerror or exc}")
+        except LogFormatError as exc:
+            bad_input(f"{path}: {exc}")
+    return seen
 
 
 def _print_report(report: ExposureReport, allow: tuple[Accepted, ...]) -> None:
@@ -178,7 +205,7 @@ def _print_report(report: ExposureReport, allow: tuple[Accepted, ...]) -> None:
                         "(needs a superuser URL)"}[r.password]
             hba = f"; pg_hba.conf: {', '.join(r.hba)}" if r.hba else ""
             until = f"; valid until {r.valid_until:%Y-%m-%d}" if r.valid_until else ""
-            echo(f"  {r.name}: LOGIN, {password}{until}{hba}; {login_seen(r)}")
+            echo(f"  {r.name}: LOGIN, {password}{until}{hba}; {login_seen(r, report.seen)}")
     echo("")
     echo("not reported, by design: " + "; ".join(f"{k} ({v})" for k, v in report.excluded.items()))
     if allow:

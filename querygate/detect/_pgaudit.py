@@ -246,9 +246,22 @@ def log_format(first_line: str) -> str:
         f"log_line_prefix starts with a timestamp (set log_line_prefix = '{STDERR_PREFIX}')")
 
 
-def audit_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
-    """pgAudit records in a server log, in log order, whatever its format (stderr with the
-    documented prefix, csvlog or jsonlog); other records are passed over."""
+@dataclass(frozen=True)
+class LogMessage:
+    """One record of a server log, any format: when, who, which session, and its message."""
+
+    at: dt.datetime
+    role: str
+    database: str
+    session: str
+    client: str | None
+    application: str | None
+    message: str
+
+
+def log_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
+    """Every record of a server log, whatever its format (stderr with the documented prefix,
+    csvlog or jsonlog), in log order."""
     source = iter(lines)
     first = next((line for line in source if line.strip()), None)
     if first is None:
@@ -256,11 +269,39 @@ def audit_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
     fmt = log_format(first)
     rest = _chain(first, source)
     if fmt == "csvlog":
-        yield from _csv_records(rest)
+        yield from _csv_messages(rest)
     elif fmt == "jsonlog":
-        yield from _json_records(rest)
+        yield from _json_messages(rest)
     else:
-        yield from _stderr_records(rest)
+        yield from _stderr_messages(rest)
+
+
+def audit_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+    """pgAudit records in a server log, in log order; other records are passed over."""
+    for msg in log_messages(lines):
+        fields = _audit_fields(msg.message)
+        if fields is None:
+            continue
+        if not msg.role:
+            raise LogFormatError(
+                "a pgAudit record's line prefix names no role: set log_line_prefix = "
+                f"'{STDERR_PREFIX}' (it needs %u@%d and %p)")
+        yield _record(msg, fields)
+
+
+_AUTHORIZED = re.compile(r"^connection authorized: user=(?P<user>\S+)")
+
+
+def last_seen(lines: Iterable[str]) -> dict[str, LogMessage]:
+    """Per role, its latest connection (``log_connections``) or pgAudit record in the log."""
+    seen: dict[str, LogMessage] = {}
+    for msg in log_messages(lines):
+        authorized = _AUTHORIZED.match(msg.message)
+        role = authorized.group("user") if authorized else (
+            msg.role if msg.message.startswith("AUDIT: ") else None)
+        if role and (role not in seen or seen[role].at <= msg.at):
+            seen[role] = msg
+    return seen
 
 
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
@@ -278,14 +319,13 @@ def _audit_fields(message: str) -> list[str] | None:
     return fields if len(fields) >= 8 else None
 
 
-def _record(at: dt.datetime, role: str, database: str, session: str, client: str | None,
-            application: str | None, fields: list[str]) -> AuditRecord:
+def _record(msg: LogMessage, fields: list[str]) -> AuditRecord:
     def number(text: str) -> int:
         return int(text) if text.isdigit() else 0
 
-    return AuditRecord(at, role, database, session, client or None, application or None,
-                       fields[0], number(fields[1]), number(fields[2]), fields[3], fields[4],
-                       fields[5], fields[6], fields[7],
+    return AuditRecord(msg.at, msg.role, msg.database, msg.session, msg.client,
+                       msg.application, fields[0], number(fields[1]), number(fields[2]),
+                       fields[3], fields[4], fields[5], fields[6], fields[7],
                        tuple(_parameters(fields[8])) if len(fields) > 8 else ())
 
 
@@ -297,40 +337,37 @@ def _when(text: str) -> dt.datetime:
                                      .replace("Z", "+00:00"))
 
 
-def _stderr_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+_MESSAGE = re.compile(r"\b(?:LOG|NOTICE|INFO|WARNING|ERROR|FATAL|PANIC|DEBUG\d?):\s+"
+                      r"(?P<body>.*)$", re.S)
+
+
+def _stderr_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
     for text in _records(lines):
-        match = _AUDIT.search(text)
-        fields = _audit_fields("AUDIT: " + match.group("body")) if match else None
-        if match is None or fields is None:
+        match = _MESSAGE.search(text)
+        if match is None:
             continue
         head = text[:match.start()] + " "
         stamp = _START.match(head)
         who = _ROLE_AT.search(head[stamp.end():] if stamp else head)
-        if who is None or not who.group("user"):
-            raise LogFormatError(
-                "a pgAudit record's line prefix names no role: set log_line_prefix = "
-                f"'{STDERR_PREFIX}' (it needs %u@%d and %p)")
         found = _prefix(head)
-        yield _record(_when(text), who.group("user"), who.group("db"), found.get("pid", ""),
-                      found.get("host"), found.get("app"), fields)
+        yield LogMessage(_when(text), who.group("user") if who else "",
+                         who.group("db") if who else "", found.get("pid", ""),
+                         found.get("host"), found.get("app"), match.group("body"))
 
 
-def _csv_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+def _csv_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
     try:
         for row in csv.reader(lines):
-            if len(row) < 23 or not row[13].startswith("AUDIT: "):
-                continue
-            fields = _audit_fields(row[13])
-            if fields is None:
+            if len(row) < 23:
                 continue
             client = row[4].rsplit(":", 1)[0] if row[4] else None
-            yield _record(_when(row[0]), row[1], row[2], row[5] or row[3], client, row[22],
-                          fields)
+            yield LogMessage(_when(row[0]), row[1], row[2], row[5] or row[3], client,
+                             row[22] or None, row[13])
     except csv.Error as exc:
         raise LogFormatError(f"not a csvlog file: {exc}") from None
 
 
-def _json_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+def _json_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -339,10 +376,11 @@ def _json_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
         except ValueError:
             raise LogFormatError(f"line {number} is not JSON, so this is not a jsonlog file"
                                  ) from None
-        fields = _audit_fields(str(item.get("message", "")))
-        if fields is None or not isinstance(item, dict):
-            continue
-        yield _record(_when(str(item.get("timestamp", ""))), str(item.get("user", "")),
-                      str(item.get("dbname", "")),
-                      str(item.get("session_id") or item.get("pid") or ""),
-                      item.get("remote_host"), item.get("application_name"), fields)
+        if not isinstance(item, dict):
+            raise LogFormatError(f"line {number} is not a JSON object, so this is not a "
+                                 "jsonlog file")
+        yield LogMessage(_when(str(item.get("timestamp", ""))), str(item.get("user", "")),
+                         str(item.get("dbname", "")),
+                         str(item.get("session_id") or item.get("pid") or ""),
+                         item.get("remote_host"), item.get("application_name"),
+                         str(item.get("message", "")))

@@ -17,8 +17,10 @@ Every READ or WRITE statement on a classified table is either
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,11 +62,24 @@ def as_sent(exec_sql: str) -> str:
     return normal(_PLACEHOLDER.sub(swap, exec_sql))
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """sqlglot warns on statements it only half parses (DDL); those are not ours to report."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def fingerprint(sql: str) -> str:
     """A statement's text with every literal and parameter (``$1``, ``:name``, ``'x'``, ``42``)
     as one placeholder, so a function's SQL matches the way any driver or log spells it."""
     try:
-        tree = sqlglot.parse_one(sql, dialect="postgres")
+        with _quiet():
+            tree = sqlglot.parse_one(sql, dialect="postgres")
     except SqlglotError:
         return normal(sql)
     if tree is None:
@@ -188,7 +203,8 @@ def statements(records: Iterable[AuditRecord], classified: Iterable[str],
 def _from_text(sql: str, by_name: Mapping[str, str]) -> set[str]:
     """Tables named in a statement's text, for logs without pgaudit.log_relation."""
     try:
-        trees = sqlglot.parse(sql, dialect="postgres")
+        with _quiet():
+            trees = sqlglot.parse(sql, dialect="postgres")
     except SqlglotError:
         return set()
     found: set[str] = set()

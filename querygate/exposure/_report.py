@@ -3,12 +3,14 @@ exposures the project accepts."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
+from querygate.detect._pgaudit import LogMessage
 from querygate.exposure._allow import Accepted
 from querygate.exposure._catalog import Role, read_snapshot
 from querygate.exposure._paths import Exposure, Paths
@@ -23,6 +25,7 @@ class ExposureReport:
     roles: list[Role]  # the roles that appear, with how they log in
     excluded: dict[str, str]  # role → why it is not reported
     missing: list[str]  # classified columns the database does not have
+    seen: Mapping[str, str] = field(default_factory=dict)  # role → last seen in a server log
 
     @property
     def unaccepted(self) -> list[Exposure]:
@@ -37,23 +40,38 @@ class ExposureReport:
                 item["accepted_reason"] = self.accepted[i].reason
             items.append(item)
         return {"database": self.database, "exposures": items,
-                "roles": [role_json(r) for r in self.roles],
+                "roles": [role_json(r, self.seen) for r in self.roles],
                 "not_reported": [{"role": k, "why": v} for k, v in self.excluded.items()],
                 "missing": self.missing}
 
 
-def role_json(role: Role) -> dict[str, Any]:
+def role_json(role: Role, seen: Mapping[str, str]) -> dict[str, Any]:
     return {"role": role.name, "login": role.login, "password": role.password,
             "valid_until": role.valid_until.isoformat() if role.valid_until else None,
             "superuser": role.superuser, "bypassrls": role.bypassrls,
-            "hba": list(role.hba), "last_connected": login_seen(role)}
+            "hba": list(role.hba), "last_connected": login_seen(role, seen)}
 
 
-def login_seen(role: Role) -> str:
-    """What PostgreSQL can say about the role's connections: only the open ones."""
-    if role.connected:
-        return "; ".join(role.connected)
-    return "not connected now (PostgreSQL keeps no last-login time; see log_connections)"
+def login_seen(role: Role, seen: Mapping[str, str]) -> str:
+    """What PostgreSQL can say about the role's connections: the open ones, and the last one
+    in a server log when one was given (PostgreSQL itself keeps no last-login time)."""
+    parts = list(role.connected)
+    if role.name in seen:
+        parts.append(seen[role.name])
+    if parts:
+        return "; ".join(parts)
+    return "not connected now; PostgreSQL keeps no last-login time (pass --log)"
+
+
+def describe_seen(messages: Mapping[str, LogMessage]) -> dict[str, str]:
+    """``last seen …`` per role, from ``last_seen`` over a server log."""
+    return {role: f"last seen in the log {_utc(m.at)} in {m.database or '?'} from "
+            f"{m.client or 'local socket'}" + (f" ({m.application})" if m.application else "")
+            for role, m in messages.items()}
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def excluded_roles(gateway_role: str) -> dict[str, str]:
@@ -64,7 +82,8 @@ def excluded_roles(gateway_role: str) -> dict[str, str]:
 
 def find_exposures(conn: psycopg.Connection[Any],
                    classified: Mapping[str, Mapping[str, tuple[str, ...]]], *,
-                   gateway_role: str, allow: Sequence[Accepted] = ()) -> ExposureReport:
+                   gateway_role: str, allow: Sequence[Accepted] = (),
+                   seen: Mapping[str, str] | None = None) -> ExposureReport:
     """Read the catalogs behind ``conn`` and report every path to a classified column."""
     snap = read_snapshot(conn, classified)
     excluded = excluded_roles(gateway_role)
@@ -73,4 +92,5 @@ def find_exposures(conn: psycopg.Connection[Any],
                 for a in reversed(allow) if a.covers(e.role, e.column)}
     names = {e.role for e in exposures}
     roles = sorted((r for r in snap.roles.values() if r.name in names), key=lambda r: r.name)
-    return ExposureReport(snap.database, exposures, accepted, roles, excluded, snap.missing)
+    return ExposureReport(snap.database, exposures, accepted, roles, excluded, snap.missing,
+                          dict(seen or {}))

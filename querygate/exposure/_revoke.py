@@ -25,8 +25,8 @@ def suggestion(kind: str, col: Column | None, role: str, *, scope: str = "table"
     """The suggested statement for an exposure of ``kind``; ``scope`` says whether a PUBLIC
     grant is on the table or the column, ``first`` is a membership chain's first role."""
     statement = _statement(kind, col, role, scope=scope, first=first, creator=creator,
-                           schema=schema, name=name)
-    return statement.as_string(None) + ";"
+                           schema=schema, name=name).as_string(None)
+    return statement if statement.startswith("--") else statement + ";"
 
 
 def _statement(kind: str, col: Column | None, role: str, *, scope: str, first: str,
@@ -47,9 +47,9 @@ def _statement(kind: str, col: Column | None, role: str, *, scope: str, first: s
         return sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}{} REVOKE SELECT ON TABLES FROM {}"
                        ).format(sql.Identifier(creator), where, who)
     assert col is not None
-    if kind == "owner":
-        return sql.SQL("ALTER TABLE {} OWNER TO {}").format(_table(col),
-                                                            sql.Identifier("a_nologin_role"))
+    if kind == "owner":  # which role should own it is the reader's call: a comment, not SQL
+        return sql.SQL("-- {} owns {}: make a NOLOGIN role own it (ALTER TABLE {} OWNER TO …)"
+                       ).format(who, _table(col), _table(col))
     if kind == "column grant" or (kind == "public" and scope == "column"):
         return sql.SQL("REVOKE SELECT ({}) ON {} FROM {}").format(sql.Identifier(col.name),
                                                                  _table(col), who)

@@ -241,6 +241,24 @@ def test_the_plain_report_names_logins_and_suggests_statements(setup: Setup) -> 
     assert "querygate_owner (querygate's own, by design" in out
 
 
+def test_last_connection_from_a_server_log(setup: Setup, tmp_path: Path) -> None:
+    log = tmp_path / "postgresql.log"
+    log.write_text(f"2026-03-02 09:15:06.000 UTC [10] {setup.role('col')}@prod app=deploy "
+                   "client=10.0.0.9 LOG:  connection authorized: user="
+                   f"{setup.role('col')} database=prod application_name=deploy\n")
+    code, out, _ = invoke("exposure", "--admin-url", setup.admin_url, "--log", str(log),
+                          "--json", "--project", str(setup.project))
+    assert code == 1
+    roles = {r["role"]: r for r in json.loads(out)["roles"]}
+    assert roles[setup.role("col")]["last_connected"] == (
+        "last seen in the log 2026-03-02 09:15:06 UTC in prod from 10.0.0.9 (deploy)")
+    assert "PostgreSQL keeps no last-login time" in roles[setup.role("grant")]["last_connected"]
+    assert roles[setup.role("grant")]["password"] is True
+    code, _, err = invoke("exposure", "--admin-url", setup.admin_url, "--log",
+                          str(tmp_path / "gone.log"), "--project", str(setup.project))
+    assert code == 2 and "cannot read" in err
+
+
 def test_bad_input_is_exit_2_with_the_problem_named(setup: Setup, tmp_path: Path) -> None:
     project = str(setup.project)
     code, _, err = invoke("exposure", "--admin-url", "postgresql://nobody@127.0.0.1:1/prod",
