@@ -149,7 +149,7 @@ def exposure(admin_url: str | None, gateway_role_name: str | None, as_json: bool
         bad_input(exc.message)
     classified = classified_columns(project)
     role = gateway_role(project, gateway_role_name)
-    seen = describe_seen(_last_seen(logs))
+    seen = describe_seen(_last_seen(logs)) if logs else None
     with admin_connection(admin_url) as conn:
         report = guarded(lambda: find_exposures(conn, classified, gateway_role=role,
                                                 allow=allow, seen=seen))

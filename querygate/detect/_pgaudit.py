@@ -349,7 +349,7 @@ def _stderr_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
         head = text[:match.start()] + " "
         stamp = _START.match(head)
         who = _ROLE_AT.search(head[stamp.end():] if stamp else head)
-        found = _prefix(head)
+        found = {k: v for k, v in _prefix(head).items() if not v.startswith("[")}  # [unknown]
         yield LogMessage(_when(text), who.group("user") if who else "",
                          who.group("db") if who else "", found.get("pid", ""),
                          found.get("host"), found.get("app"), match.group("body"))

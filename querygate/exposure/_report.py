@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -25,7 +25,7 @@ class ExposureReport:
     roles: list[Role]  # the roles that appear, with how they log in
     excluded: dict[str, str]  # role → why it is not reported
     missing: list[str]  # classified columns the database does not have
-    seen: Mapping[str, str] = field(default_factory=dict)  # role → last seen in a server log
+    seen: Mapping[str, str] | None = None  # role → last seen in the server logs given, if any
 
     @property
     def unaccepted(self) -> list[Exposure]:
@@ -45,19 +45,19 @@ class ExposureReport:
                 "missing": self.missing}
 
 
-def role_json(role: Role, seen: Mapping[str, str]) -> dict[str, Any]:
+def role_json(role: Role, seen: Mapping[str, str] | None) -> dict[str, Any]:
     return {"role": role.name, "login": role.login, "password": role.password,
             "valid_until": role.valid_until.isoformat() if role.valid_until else None,
             "superuser": role.superuser, "bypassrls": role.bypassrls,
             "hba": list(role.hba), "last_connected": login_seen(role, seen)}
 
 
-def login_seen(role: Role, seen: Mapping[str, str]) -> str:
+def login_seen(role: Role, seen: Mapping[str, str] | None) -> str:
     """What PostgreSQL can say about the role's connections: the open ones, and the last one
-    in a server log when one was given (PostgreSQL itself keeps no last-login time)."""
+    in the server logs given (PostgreSQL itself keeps no last-login time)."""
     parts = list(role.connected)
-    if role.name in seen:
-        parts.append(seen[role.name])
+    if seen is not None:
+        parts.append(seen.get(role.name, "not seen in the log"))
     if parts:
         return "; ".join(parts)
     return "not connected now; PostgreSQL keeps no last-login time (pass --log)"
@@ -93,4 +93,4 @@ def find_exposures(conn: psycopg.Connection[Any],
     names = {e.role for e in exposures}
     roles = sorted((r for r in snap.roles.values() if r.name in names), key=lambda r: r.name)
     return ExposureReport(snap.database, exposures, accepted, roles, excluded, snap.missing,
-                          dict(seen or {}))
+                          None if seen is None else dict(seen))

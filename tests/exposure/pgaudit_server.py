@@ -79,6 +79,7 @@ log_directory = '{folder}/log'
 log_filename = 'postgresql.log'
 log_rotation_age = 0
 log_timezone = 'UTC'
+log_connections = on
 log_line_prefix = '{prefix}'
 pgaudit.log = 'read, write'
 pgaudit.log_relation = on
