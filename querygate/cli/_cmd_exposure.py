@@ -17,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from querygate.cli._audit import audit_group, reader_url
 from querygate.cli._common import command_help, project_option, with_connection
-from querygate.detect import Alert, save_alert
+from querygate.detect import Alert, load_settings, save_alert, severity_rank
 from querygate.detect._pgaudit import (
     STDERR_PREFIX,
     AuditRecord,
@@ -307,8 +307,17 @@ def _write_alerts(alerts: list[Alert], target: str) -> None:
 
 
 def _record_alerts(project: Project, alerts: list[Alert]) -> int:
+    """Keep the alerts with the detector's; those at the webhook's severity are queued for it
+    (the running detector delivers them)."""
+    try:
+        hook = load_settings(project).alerts.webhook
+    except QuerygateError as exc:
+        bad_input(exc.message)
+    floor = severity_rank(hook.min_severity) if hook else None
+
     async def save(conn: psycopg.AsyncConnection[Any]) -> int:
-        return sum([await save_alert(conn, a, webhook=False) is not None for a in alerts])
+        return sum([await save_alert(conn, a, webhook=floor is not None and severity_rank(
+            a.severity) >= floor) is not None for a in alerts])
 
     return with_connection(project.database_url, save)
 

@@ -166,6 +166,19 @@ def test_alerts_as_jsonl_and_the_plain_report(traffic: Traffic, tmp_path: Path) 
     assert code == 1 and len(out.splitlines()) == 5 and "5 finding(s):" in err
 
 
+def test_record_keeps_each_alert_once(traffic: Traffic) -> None:
+    args = ("audit", "reconcile", str(traffic.csv_log), "--tolerance", "0.5", "--record",
+            "--project", str(traffic.project))
+    code, _, err = invoke(*args)
+    assert code == 1 and "recorded 5 new alert(s)" in err
+    code, _, err = invoke(*args)
+    assert code == 1 and "recorded 0 new alert(s)" in err
+    with psycopg.connect(traffic.admin_url) as conn:
+        rows = conn.execute("SELECT rule, actor_id FROM querygate.alerts WHERE rule LIKE "
+                            "'bypass.%' ORDER BY rule, actor_id").fetchall()
+    assert sorted(rows) == sorted((rule, f"pg:{role}") for rule, role, _ in EXPECTED)
+
+
 def test_a_log_with_only_gateway_traffic_is_clean(traffic: Traffic, tmp_path: Path) -> None:
     clean = tmp_path / "clean.log"
     lines = traffic.stderr_log.read_text().splitlines(keepends=True)
