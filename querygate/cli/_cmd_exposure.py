@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import orjson
@@ -119,6 +120,9 @@ def classified_columns(project: Project) -> dict[str, dict[str, tuple[str, ...]]
 _admin = click.option("--admin-url", envvar="QUERYGATE_ADMIN_URL",
                       help="A superuser (or pg_read_all_settings) URL on the production "
                            "database; also QUERYGATE_ADMIN_URL.")
+_zone_option = click.option(
+    "--log-timezone", metavar="ZONE", help="The server's log_timezone (e.g. Europe/Berlin), "
+    "when the log's times carry an abbreviation such as CET instead of UTC or an offset.")
 _gateway = click.option("--gateway-role", "gateway_role_name",
                         help="The gateway's database role (default: the user in database.url).")
 
@@ -139,9 +143,10 @@ _gateway = click.option("--gateway-role", "gateway_role_name",
 @click.option("--log", "logs", multiple=True, metavar="FILE",
               help="A server log (log_connections or pgAudit records) to say when each role "
                    "last connected; repeat for several.")
+@_zone_option
 @project_option
 def exposure(admin_url: str | None, gateway_role_name: str | None, as_json: bool,
-             logs: tuple[str, ...], project_dir: Path) -> None:
+             logs: tuple[str, ...], log_timezone: str | None, project_dir: Path) -> None:
     project = project_for(project_dir)
     try:
         allow = parse_allow(project.section("exposure"), str(project.root / CONFIG_NAME))
@@ -149,7 +154,7 @@ def exposure(admin_url: str | None, gateway_role_name: str | None, as_json: bool
         bad_input(exc.message)
     classified = classified_columns(project)
     role = gateway_role(project, gateway_role_name)
-    seen = describe_seen(_last_seen(logs)) if logs else None
+    seen = describe_seen(_last_seen(logs, _zone(log_timezone))) if logs else None
     with admin_connection(admin_url) as conn:
         report = guarded(lambda: find_exposures(conn, classified, gateway_role=role,
                                                 allow=allow, seen=seen))
@@ -166,12 +171,22 @@ def exposure(admin_url: str | None, gateway_role_name: str | None, as_json: bool
     sys.exit(1 if report.unaccepted else 0)
 
 
-def _last_seen(logs: tuple[str, ...]) -> dict[str, LogMessage]:
+def _zone(name: str | None) -> dt.tzinfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        bad_input(f"--log-timezone {name!r} is not a time zone; use the server's log_timezone, "
+                  "e.g. Europe/Berlin")
+
+
+def _last_seen(logs: tuple[str, ...], zone: dt.tzinfo | None) -> dict[str, LogMessage]:
     seen: dict[str, LogMessage] = {}
     for path in logs:
         try:
             with open(path, encoding="utf-8", errors="replace") as source:
-                for role, msg in last_seen(source).items():
+                for role, msg in last_seen(source, zone).items():
                     if role not in seen or seen[role].at < msg.at:
                         seen[role] = msg
         except OSError as exc:
@@ -228,7 +243,7 @@ FROM querygate.audit_events WHERE occurred_at BETWEEN %s AND %s ORDER BY occurre
 _EVENT_MARGIN = dt.timedelta(minutes=10)  # longer than any statement the gateway lets run
 
 
-def _read_log(path: str) -> tuple[list[AuditRecord], str]:
+def _read_log(path: str, zone: dt.tzinfo | None) -> tuple[list[AuditRecord], str]:
     """Every pgAudit record of the log file, and its format; exit 2 when unreadable."""
     try:
         with open(path, encoding="utf-8", errors="replace") as source:
@@ -237,7 +252,7 @@ def _read_log(path: str) -> tuple[list[AuditRecord], str]:
                 bad_input(f"{path}: the log is empty")
             fmt = log_format(first)
             source.seek(0)
-            return list(audit_records(source)), fmt
+            return list(audit_records(source, zone)), fmt
     except OSError as exc:
         bad_input(f"cannot read {path}: {exc.strerror or exc}")
     except LogFormatError as exc:
@@ -346,13 +361,14 @@ def _record_alerts(project: Project, alerts: list[Alert]) -> int:
               help="Seconds of clock difference allowed between the gateway and the database.")
 @click.option("--live", is_flag=True, help="Sessions open now (pg_stat_activity and pg_locks) "
               "on classified tables, not opened by the gateway; needs --admin-url.")
+@_zone_option
 @_admin
 @_gateway
 @project_option
 def reconcile_command(log: str | None, as_json: bool, alerts_to: str | None, record: bool,
                       events_file: Path | None, tolerance: float, live: bool,
-                      admin_url: str | None, gateway_role_name: str | None,
-                      project_dir: Path) -> None:
+                      log_timezone: str | None, admin_url: str | None,
+                      gateway_role_name: str | None, project_dir: Path) -> None:
     if live == bool(log):
         bad_input("give a log file (querygate audit reconcile postgresql.log) or --live, "
                   "not both or neither")
@@ -369,9 +385,10 @@ def reconcile_command(log: str | None, as_json: bool, alerts_to: str | None, rec
                 project, lambda: _print_live(sessions, role))
         return
     assert log is not None
-    records, fmt = _read_log(log)
+    records, fmt = _read_log(log, _zone(log_timezone))
     slack = dt.timedelta(seconds=tolerance)
-    events = _file_events(events_file) if events_file else _store_events(project, records, slack)
+    mine = [r for r in records if r.role == role]  # only the gateway's need its events
+    events = _file_events(events_file) if events_file else _store_events(project, mine, slack)
     functions = Functions({n: f.exec_sql for n, f in project.catalog.items()},
                           {n: c.sql for n, c in _purpose_checks(project).items()})
     result = reconcile(records, classified=tables, gateway_role=role, functions=functions,

@@ -230,6 +230,17 @@ STDERR_PREFIX = "%m [%p] %u@%d app=%a client=%h "
 """The ``log_line_prefix`` this reader documents for the stderr format."""
 _CSV_START = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? [\w+:-]+,")
 _ROLE_AT = re.compile(r"(?:^|\s)(?P<user>[\w.$-]*)@(?P<db>[\w.$-]*)(?:\s|$)")
+_USER_IS = re.compile(r"\b(?:user|usr|u)=(?P<v>[\w.$-]+)")
+_DB_IS = re.compile(r"\b(?:db|database|d)=(?P<v>[\w.$-]+)")
+
+
+def _who(prefix: str) -> tuple[str, str]:
+    """The role and database in a line prefix: ``%u@%d`` or ``user=%u ... db=%d``."""
+    at = _ROLE_AT.search(prefix)
+    if at is not None and at.group("user"):
+        return at.group("user"), at.group("db")
+    user, db = _USER_IS.search(prefix), _DB_IS.search(prefix)
+    return (user.group("v") if user else ""), (db.group("v") if db else "")
 
 
 def log_format(first_line: str) -> str:
@@ -259,9 +270,10 @@ class LogMessage:
     message: str
 
 
-def log_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
+def log_messages(lines: Iterable[str], zone: dt.tzinfo | None = None) -> Iterator[LogMessage]:
     """Every record of a server log, whatever its format (stderr with the documented prefix,
-    csvlog or jsonlog), in log order."""
+    csvlog or jsonlog), in log order; ``zone`` is the server's log_timezone when its times
+    carry an abbreviation rather than UTC or an offset."""
     source = iter(lines)
     first = next((line for line in source if line.strip()), None)
     if first is None:
@@ -269,16 +281,17 @@ def log_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
     fmt = log_format(first)
     rest = _chain(first, source)
     if fmt == "csvlog":
-        yield from _csv_messages(rest)
+        yield from _csv_messages(rest, zone)
     elif fmt == "jsonlog":
-        yield from _json_messages(rest)
+        yield from _json_messages(rest, zone)
     else:
-        yield from _stderr_messages(rest)
+        yield from _stderr_messages(rest, zone)
 
 
-def audit_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
+def audit_records(lines: Iterable[str], zone: dt.tzinfo | None = None
+                  ) -> Iterator[AuditRecord]:
     """pgAudit records in a server log, in log order; other records are passed over."""
-    for msg in log_messages(lines):
+    for msg in log_messages(lines, zone):
         fields = _audit_fields(msg.message)
         if fields is None:
             continue
@@ -292,10 +305,10 @@ def audit_records(lines: Iterable[str]) -> Iterator[AuditRecord]:
 _AUTHORIZED = re.compile(r"^connection authorized: user=(?P<user>\S+)")
 
 
-def last_seen(lines: Iterable[str]) -> dict[str, LogMessage]:
+def last_seen(lines: Iterable[str], zone: dt.tzinfo | None = None) -> dict[str, LogMessage]:
     """Per role, its latest connection (``log_connections``) or pgAudit record in the log."""
     seen: dict[str, LogMessage] = {}
-    for msg in log_messages(lines):
+    for msg in log_messages(lines, zone):
         authorized = _AUTHORIZED.match(msg.message)
         role = authorized.group("user") if authorized else (
             msg.role if msg.message.startswith("AUDIT: ") else None)
@@ -329,10 +342,24 @@ def _record(msg: LogMessage, fields: list[str]) -> AuditRecord:
                        tuple(_parameters(fields[8])) if len(fields) > 8 else ())
 
 
-def _when(text: str) -> dt.datetime:
+_ZONE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)? (?P<abbr>[A-Z]{2,5})[ ,]")
+
+
+def _when(text: str, zone: dt.tzinfo | None) -> dt.datetime:
+    """A record's time in UTC. ``%m``/``%t`` print the server's ``log_timezone`` by its
+    abbreviation (CET, EST, ...), which names no zone for sure: ``zone`` says which it is."""
     start = _START.match(text)
     if start is None:
         raise LogFormatError(f"a record's time {text[:40]!r} is not a timestamp")
+    named = _ZONE_NAME.match(text) if start.group("tz") is None else None
+    if named is not None:
+        if zone is None:
+            raise LogFormatError(
+                f"the log's times are in {named.group('abbr')!r}, a zone abbreviation; pass "
+                "--log-timezone with the server's log_timezone (e.g. Europe/Berlin), or set "
+                "log_timezone = 'UTC'")
+        local = dt.datetime.fromisoformat(start.group("ts").replace(" ", "T"))
+        return local.replace(tzinfo=zone).astimezone(dt.UTC)
     return dt.datetime.fromisoformat(_moment(start.group("ts"), start.group("tz"))
                                      .replace("Z", "+00:00"))
 
@@ -341,33 +368,32 @@ _MESSAGE = re.compile(r"\b(?:LOG|NOTICE|INFO|WARNING|ERROR|FATAL|PANIC|DEBUG\d?)
                       r"(?P<body>.*)$", re.S)
 
 
-def _stderr_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
+def _stderr_messages(lines: Iterable[str], zone: dt.tzinfo | None) -> Iterator[LogMessage]:
     for text in _records(lines):
         match = _MESSAGE.search(text)
         if match is None:
             continue
         head = text[:match.start()] + " "
         stamp = _START.match(head)
-        who = _ROLE_AT.search(head[stamp.end():] if stamp else head)
         found = {k: v for k, v in _prefix(head).items() if not v.startswith("[")}  # [unknown]
-        yield LogMessage(_when(text), who.group("user") if who else "",
-                         who.group("db") if who else "", found.get("pid", ""),
+        role, database = _who(head[stamp.end():] if stamp else head)
+        yield LogMessage(_when(text, zone), role, database, found.get("pid", ""),
                          found.get("host"), found.get("app"), match.group("body"))
 
 
-def _csv_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
+def _csv_messages(lines: Iterable[str], zone: dt.tzinfo | None) -> Iterator[LogMessage]:
     try:
         for row in csv.reader(lines):
             if len(row) < 23:
                 continue
             client = row[4].rsplit(":", 1)[0] if row[4] else None
-            yield LogMessage(_when(row[0]), row[1], row[2], row[5] or row[3], client,
+            yield LogMessage(_when(row[0], zone), row[1], row[2], row[5] or row[3], client,
                              row[22] or None, row[13])
     except csv.Error as exc:
         raise LogFormatError(f"not a csvlog file: {exc}") from None
 
 
-def _json_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
+def _json_messages(lines: Iterable[str], zone: dt.tzinfo | None) -> Iterator[LogMessage]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -379,7 +405,7 @@ def _json_messages(lines: Iterable[str]) -> Iterator[LogMessage]:
         if not isinstance(item, dict):
             raise LogFormatError(f"line {number} is not a JSON object, so this is not a "
                                  "jsonlog file")
-        yield LogMessage(_when(str(item.get("timestamp", ""))), str(item.get("user", "")),
+        yield LogMessage(_when(str(item.get("timestamp", "")), zone), str(item.get("user", "")),
                          str(item.get("dbname", "")),
                          str(item.get("session_id") or item.get("pid") or ""),
                          item.get("remote_host"), item.get("application_name"),

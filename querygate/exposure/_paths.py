@@ -180,16 +180,16 @@ class Paths:
         if info.superuser:
             return  # reads it anyway; reported once as superuser
         for via, owner, grantees, revoke in views:
-            if role == owner or PUBLIC in grantees:
-                continue
+            if role == owner:
+                continue  # its own privileges, reported as such
             if role in grantees or any(x in grantees for x in self.inherits[role]):
                 yield role, via, f"the object runs with {self.name(owner)}'s privileges", \
                     revoke(info.name)
 
     def _defaults(self, col: Column) -> Iterator[tuple[int, str, str, str]]:
         for grant in self.snap.defaults:
-            if grant.schema not in (None, col.schema):
-                continue
+            if grant.schema not in (None, col.schema) or grant.grantee == grant.creator:
+                continue  # a global entry lists its creator's own privileges too
             if grant.grantee != PUBLIC and self.snap.roles[grant.grantee].name in self.excluded:
                 continue
             where = f"in schema {grant.schema}" if grant.schema else "in any schema"

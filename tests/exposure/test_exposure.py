@@ -90,6 +90,11 @@ REVOKE ALL ON FUNCTION hr.ssn_of(int), hr.headcount() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION hr.ssn_of(int) TO {fn};
 GRANT EXECUTE ON FUNCTION hr.headcount() TO {clean};
 ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA hr GRANT SELECT ON TABLES TO {default};
+ALTER DEFAULT PRIVILEGES FOR ROLE {vowner} GRANT SELECT ON TABLES TO {default};
+CREATE FUNCTION hr.pay_of(person int) RETURNS int LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT salary FROM hr.people WHERE id = person $$;
+ALTER FUNCTION hr.pay_of(int) OWNER TO {owner};
+GRANT EXECUTE ON FUNCTION hr.pay_of(int) TO {fn};
 GRANT SELECT ON hr.open TO PUBLIC;
 GRANT SELECT ON hr.people TO {gw};
 GRANT {gw} TO {gw_member};
@@ -185,6 +190,8 @@ def test_every_path_is_reported_with_its_own_via(setup: Setup) -> None:
         | {("vowner", c, "grant") for c in both}
         | {("viewer", PAY, "view hr.people_pay owned by vowner")}
         | {("fn", SSN, "security definer hr.ssn_of(integer) owned by owner")}
+        | {("fn", PAY, "security definer hr.pay_of(integer) owned by owner")}
+        | {("PUBLIC", PAY, "security definer hr.pay_of(integer) owned by owner")}
         | {("default", c, "default privileges") for c in (SSN, PAY, EMAIL)}
         | {("gw_member", c, "member of gw") for c in both}
         | {("PUBLIC", EMAIL, "public")}

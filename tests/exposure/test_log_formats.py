@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 
+from querygate.cli import main
 from querygate.detect._pgaudit import LogFormatError, audit_records, last_seen, log_format
 from querygate.exposure import Functions, GatewayEvent, reconcile
 from querygate.exposure._reconcile import as_sent, fingerprint
@@ -125,3 +129,32 @@ def test_function_text_is_matched_however_its_values_are_spelt() -> None:
     assert fingerprint(sent) == fingerprint(
         "select 1 from t where a = :x and b = 'q' or c = 3 and d like 'zz'")
     assert fingerprint(sent) != fingerprint("SELECT 1 FROM t WHERE a = $1")
+
+
+def test_zone_abbreviations_need_the_servers_log_timezone() -> None:
+    line = ("2026-03-02 10:15:01.000 CET [7] user=analyst,db=prod,app=psql LOG:  AUDIT: "
+            "SESSION,1,1,READ,SELECT,TABLE,public.customers,SELECT 1,<none>\n")
+    with pytest.raises(LogFormatError, match=r"'CET'.*--log-timezone"):
+        list(audit_records([line]))
+    (rec,) = audit_records([line], ZoneInfo("Europe/Berlin"))
+    assert rec.at == T0 + dt.timedelta(seconds=1) and rec.at.tzinfo == dt.UTC
+    assert (rec.role, rec.database, rec.application) == ("analyst", "prod", "psql")
+
+
+def test_log_timezone_option_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "queries").mkdir()
+    (tmp_path / "querygate.yaml").write_text(
+        "database: {url: 'postgresql://gw@127.0.0.1:1/prod'}\nsecret_key: 0123456789abcdef0123"
+        "\nclassification:\n  public.customers:\n    columns: {ssn: [pii.government_id]}\n")
+    log = tmp_path / "postgresql.log"
+    log.write_text("2026-03-02 10:15:01.000 CET [7] analyst@prod LOG:  AUDIT: SESSION,1,1,READ,"
+                   "SELECT,TABLE,public.customers,SELECT ssn FROM customers,<none>\n")
+    base = ["audit", "reconcile", str(log), "--project", str(tmp_path), "--json"]
+    result = CliRunner().invoke(main, base)
+    assert result.exit_code == 2 and "--log-timezone" in result.stderr
+    result = CliRunner().invoke(main, [*base, "--log-timezone", "Mars/Olympus"])
+    assert result.exit_code == 2 and "is not a time zone" in result.stderr
+    result = CliRunner().invoke(main, [*base, "--log-timezone", "Europe/Berlin"])
+    assert result.exit_code == 1, result.stderr
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert (finding["rule"], finding["at"]) == ("bypass.role", "2026-03-02T09:15:01.000Z")
