@@ -248,6 +248,18 @@ def test_the_plain_report_names_logins_and_suggests_statements(setup: Setup) -> 
     assert "querygate_owner (querygate's own, by design" in out
 
 
+def test_an_ordinary_login_sees_the_paths_but_not_the_passwords(setup: Setup) -> None:
+    dbname = str(psycopg.conninfo.conninfo_to_dict(setup.admin_url)["dbname"])
+    url = with_db(setup.admin_url, dbname, user=setup.role("auditor_like"))
+    code, out, err = invoke("exposure", "--admin-url", url, "--json", "--project",
+                            str(setup.project))
+    assert code == 1, err
+    report = json.loads(out)
+    assert mine(setup, report["exposures"]) == mine(setup, exposures(setup))
+    roles = {r["role"]: r for r in report["roles"]}
+    assert roles[setup.role("grant")]["password"] is None and roles[setup.role("grant")]["hba"] == []
+
+
 def test_last_connection_from_a_server_log(setup: Setup, tmp_path: Path) -> None:
     log = tmp_path / "postgresql.log"
     log.write_text(f"2026-03-02 09:15:06.000 UTC [10] {setup.role('col')}@prod app=deploy "
