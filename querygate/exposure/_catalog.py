@@ -100,8 +100,13 @@ class Snapshot:
     relations: list[Relation] = field(default_factory=list)
     definers: list[Definer] = field(default_factory=list)
     defaults: list[DefaultGrant] = field(default_factory=list)
+    parts: dict[Column, list[Column]] = field(default_factory=dict)  # partitions, children
     version: int = 0
     database: str = ""
+
+    def every_column(self) -> list[Column]:
+        """The classified columns and the same columns of their partitions and children."""
+        return [*self.columns, *(c for parts in self.parts.values() for c in parts)]
 
     def role(self, oid: int) -> Role:
         return self.roles[oid]
@@ -128,6 +133,19 @@ FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE n.nspname = %s AND c.relname = %s AND a.attname = ANY(%s)
+"""
+_PARTS = """
+WITH RECURSIVE tree(parent, child) AS (
+    SELECT inhparent, inhrelid FROM pg_catalog.pg_inherits
+    UNION
+    SELECT tree.parent, i.inhrelid FROM tree JOIN pg_catalog.pg_inherits i ON i.inhparent = tree.child
+)
+SELECT tree.parent, c.oid, a.attnum, n.nspname, c.relname, a.attname, c.relowner, c.relrowsecurity
+FROM tree
+JOIN pg_catalog.pg_class c ON c.oid = tree.child
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE tree.parent = ANY(%s) AND a.attname = ANY(%s)
 """
 _TABLE_GRANTS = """
 SELECT c.oid, acl.grantee
@@ -194,6 +212,14 @@ def read_snapshot(conn: psycopg.Connection[Any], classified: Mapping[str, Mappin
     columns, missing = _columns(conn, classified)
     snap = Snapshot(roles, edges, columns, missing, version=version,
                     database=str(conn.info.dbname))
+    by_name = {(c.table, c.name): c for c in columns}
+    for parent, *rest in conn.execute(_PARTS, (sorted({c.table for c in columns}),
+                                               sorted({c.name for c in columns}))):
+        oid, attnum, nsp, rel, att, owner, rls = rest
+        top = by_name.get((parent, att))
+        if top is not None:
+            snap.parts.setdefault(top, []).append(Column(oid, attnum, nsp, rel, att, top.tags,
+                                                         owner, rls))
     for table, grantee in conn.execute(_TABLE_GRANTS):
         snap.table_grants.setdefault(table, set()).add(grantee)
     for table, attnum, grantee in conn.execute(_COLUMN_GRANTS):

@@ -115,11 +115,14 @@ class Paths:
         found: dict[tuple[str, str, str], Exposure] = {}
         exposed_by = self._views()
         for col in self.snap.columns:
-            for role, via, detail, revoke in self._column(col, exposed_by.get(col, [])):
-                login = role != PUBLIC and self.snap.roles[role].login
-                item = Exposure(self.name(role), col.qualified, col.tags, via, login, detail,
-                                revoke)
-                found.setdefault((item.role, item.column, item.via), item)
+            for part in (col, *self.snap.parts.get(col, ())):  # partitions hold its rows too
+                where = "" if part is col else f"on {part.schema}.{part.relname}, which holds " \
+                    f"rows of {col.schema}.{col.relname}: "
+                for role, via, detail, revoke in self._column(part, exposed_by.get(part, [])):
+                    login = role != PUBLIC and self.snap.roles[role].login
+                    item = Exposure(self.name(role), col.qualified, col.tags, via, login,
+                                    where + detail, revoke)
+                    found.setdefault((item.role, item.column, item.via), item)
         return sorted(found.values(), key=lambda e: (e.role, e.column, e.via))
 
     def _column(self, col: Column, views: list[_Through]
@@ -214,7 +217,7 @@ class Paths:
             for rel in self.snap.relations:
                 if rel.invoker:
                     continue
-                new = {c for c in self.snap.columns
+                new = {c for c in self.snap.every_column()
                        if (c.table, c.attnum) in rel.reads and self.reads(rel.owner, c)}
                 for inner, _ in rel.reads:
                     if inner in by_oid and self._may_select(rel.owner, by_oid[inner]):
@@ -231,7 +234,7 @@ class Paths:
         for fn in self.snap.definers:
             via = f"security definer {fn.signature} owned by {self.name(fn.owner)}"
             revoke = partial(suggestion, "function", None, name=fn.signature)
-            for col in self.snap.columns:
+            for col in self.snap.every_column():
                 if self._calls_read(fn.body, fn.reads, col) and self.reads(fn.owner, col):
                     found.setdefault(col, []).append((via, fn.owner, fn.executors, revoke))
         return found

@@ -30,13 +30,15 @@ class Setup:
 
 ROLES = ("grant", "col", "clean", "group", "member", "chain", "noinherit", "readall", "super",
          "bypass", "bypass_only", "owner", "vowner", "viewer", "invoker", "fn", "default", "gw",
-         "gw_member", "auditor_like")
+         "gw_member", "auditor_like", "part")
 
 SCHEMA = """
 CREATE SCHEMA hr;
 CREATE TABLE hr.people (id int PRIMARY KEY, name text, ssn text, salary int);
 CREATE TABLE hr.open (id int PRIMARY KEY, email text);
 CREATE TABLE public.notes (id int, body text);
+CREATE TABLE hr.visits (at date NOT NULL, badge text) PARTITION BY RANGE (at);
+CREATE TABLE hr.visits_2026 PARTITION OF hr.visits FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE ROLE {grant} LOGIN PASSWORD 'secret-1';
 CREATE ROLE {col} LOGIN;
 CREATE ROLE {clean} LOGIN PASSWORD 'secret-2';
@@ -57,6 +59,8 @@ CREATE ROLE {default} LOGIN;
 CREATE ROLE {gw} LOGIN;
 CREATE ROLE {gw_member} LOGIN;
 CREATE ROLE {auditor_like} LOGIN;
+CREATE ROLE {part} LOGIN;
+GRANT SELECT ON hr.visits_2026 TO {part};
 ALTER TABLE hr.people OWNER TO {owner};
 ALTER TABLE hr.people ENABLE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA hr TO PUBLIC;
@@ -113,6 +117,9 @@ classification:
   hr.open:
     columns:
       email: [pii.contact]
+  hr.visits:
+    columns:
+      badge: [pii.badge]
   public.notes:
     columns: {{}}
 exposure:
@@ -169,7 +176,8 @@ def mine(setup: Setup, found: list[dict[str, object]]) -> set[tuple[str, str, st
     return out
 
 
-SSN, PAY, EMAIL = "hr.people.ssn", "hr.people.salary", "hr.open.email"
+SSN, PAY, EMAIL, BADGE = ("hr.people.ssn", "hr.people.salary", "hr.open.email",
+                          "hr.visits.badge")
 
 
 def test_every_path_is_reported_with_its_own_via(setup: Setup) -> None:
@@ -183,8 +191,9 @@ def test_every_path_is_reported_with_its_own_via(setup: Setup) -> None:
         | {("member", c, "member of group") for c in both}
         | {("chain", c, "member of group") for c in both}
         | {("noinherit", c, "set role group") for c in both}
-        | {("readall", c, "pg_read_all_data") for c in (SSN, PAY, EMAIL)}
-        | {("super", c, "superuser") for c in (SSN, PAY, EMAIL)}
+        | {("readall", c, "pg_read_all_data") for c in (SSN, PAY, EMAIL, BADGE)}
+        | {("super", c, "superuser") for c in (SSN, PAY, EMAIL, BADGE)}
+        | {("part", BADGE, "grant")}
         | {("bypass", PAY, "column grant"), ("bypass", PAY, "bypassrls")}
         | {("owner", c, "owner") for c in both}
         | {("vowner", c, "grant") for c in both}
@@ -192,13 +201,16 @@ def test_every_path_is_reported_with_its_own_via(setup: Setup) -> None:
         | {("fn", SSN, "security definer hr.ssn_of(integer) owned by owner")}
         | {("fn", PAY, "security definer hr.pay_of(integer) owned by owner")}
         | {("PUBLIC", PAY, "security definer hr.pay_of(integer) owned by owner")}
-        | {("default", c, "default privileges") for c in (SSN, PAY, EMAIL)}
+        | {("default", c, "default privileges") for c in (SSN, PAY, EMAIL, BADGE)}
         | {("gw_member", c, "member of gw") for c in both}
         | {("PUBLIC", EMAIL, "public")}
     )
     assert got == expected
     by_via = {str(e["via"]) for e in found}
     assert len({v.split(" ")[0] for v in by_via}) >= 12  # distinguishable kinds of path
+    part = next(e for e in found if e["role"] == setup.role("part"))
+    assert str(part["detail"]).startswith("on hr.visits_2026, which holds rows of hr.visits")
+    assert part["revoke"] == f'REVOKE SELECT ON "hr"."visits_2026" FROM "{setup.role("part")}";'
     shape = next(e for e in found if e["role"] == setup.role("col"))
     assert shape["tags"] == ["pii.government_id"] and shape["login"] is True
     assert shape["revoke"] == f'REVOKE SELECT ("ssn") ON "hr"."people" FROM "{setup.role("col")}";'
