@@ -3,6 +3,7 @@ views, SECURITY DEFINER functions and default privileges, read once into a ``Sna
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ class Role:
     login: bool
     bypassrls: bool
     valid_until: dt.datetime | None
+    createrole: bool = False
     password: bool | None = None  # None: not readable without superuser
     connected: tuple[str, ...] = ()  # pg_stat_activity: "since … from …" per open session
     hba: tuple[str, ...] = ()  # pg_hba.conf methods that apply to the role
@@ -116,7 +118,7 @@ class Snapshot:
 
 
 _ROLES = """
-SELECT oid, rolname, rolsuper, rolinherit, rolcanlogin, rolbypassrls, rolvaliduntil
+SELECT oid, rolname, rolsuper, rolinherit, rolcanlogin, rolbypassrls, rolvaliduntil, rolcreaterole
 FROM pg_catalog.pg_roles
 """
 _EDGES_16 = """
@@ -279,9 +281,9 @@ def _login_details(conn: psycopg.Connection[Any], snap: Snapshot) -> None:
             f"connected now to {db} since {since:%Y-%m-%d %H:%M:%S%z} from {addr}")
     for oid, role in list(snap.roles.items()):
         methods = tuple(dict.fromkeys(m for users, m in hba if _hba_applies(snap, role, users)))
-        snap.roles[oid] = Role(role.oid, role.name, role.superuser, role.inherit, role.login,
-                               role.bypassrls, role.valid_until, passwords.get(oid),
-                               tuple(sessions.get(role.name, ())), methods)
+        snap.roles[oid] = dataclasses.replace(role, password=passwords.get(oid),
+                                              connected=tuple(sessions.get(role.name, ())),
+                                              hba=methods)
 
 
 def _hba_applies(snap: Snapshot, role: Role, users: list[str]) -> bool:

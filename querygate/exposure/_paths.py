@@ -2,7 +2,8 @@
 
 A path is a ``via``: ``superuser``, ``owner``, ``grant``, ``column grant``, ``public``,
 ``member of X`` (privileges inherited through a chain of memberships), ``set role X``
-(a role the member may become), ``pg_read_all_data``, ``bypassrls``, ``view V owned by X``,
+(a role the member may become), ``pg_read_all_data``, ``bypassrls``, ``createrole`` (before
+PostgreSQL 16, such a role may grant itself pg_read_all_data), ``view V owned by X``,
 ``materialized view V owned by X``, ``security definer F owned by X`` and ``default
 privileges``. A role with no path is never reported.
 """
@@ -172,6 +173,10 @@ class Paths:
                 yield (role, f"set role {target.name}",
                        f"may SET ROLE {target.name} ({self.chain(role, chain)}), {what}",
                        suggestion("member", col, name, first=self.name(chain[0])))
+        if info.createrole and not info.superuser and self.snap.version < 160000:
+            yield (role, "createrole", "CREATEROLE before PostgreSQL 16 may grant itself any "
+                   "role but a superuser, pg_read_all_data included", suggestion(
+                       "createrole", col, name))
         if info.bypassrls and not info.superuser and self.reads(role, col, public=False):
             rls = "row-level security is on" if col.rls else "row-level security is off today"
             yield (role, "bypassrls", f"BYPASSRLS: reads every row past row-level policies "

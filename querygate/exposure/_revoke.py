@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from querygate.exposure._catalog import Column
 
 
+ATTRIBUTES = {"superuser": "NOSUPERUSER", "bypassrls": "NOBYPASSRLS",
+              "createrole": "NOCREATEROLE"}
+
+
 def _role(name: str) -> sql.Composable:
     return sql.SQL("PUBLIC") if name == "PUBLIC" else sql.Identifier(name)
 
@@ -32,9 +36,8 @@ def suggestion(kind: str, col: Column | None, role: str, *, scope: str = "table"
 def _statement(kind: str, col: Column | None, role: str, *, scope: str, first: str,
                creator: str, schema: str | None, name: str) -> sql.Composable:
     who = _role(role)
-    if kind in ("superuser", "bypassrls"):
-        attribute = "NOSUPERUSER" if kind == "superuser" else "NOBYPASSRLS"
-        return sql.SQL("ALTER ROLE {} {}").format(who, sql.SQL(attribute))
+    if kind in ATTRIBUTES:
+        return sql.SQL("ALTER ROLE {} {}").format(who, sql.SQL(ATTRIBUTES[kind]))
     if kind == "member":
         return sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(first), who)
     if kind == "view":
