@@ -11,6 +11,11 @@ recovers who and whom:
   (literals, or ``$n`` parameters when ``pgaudit.log_parameter`` is on).
 
 Lines that are not ``AUDIT:`` records are skipped; a record may span lines.
+
+``audit_records`` reads whole pgAudit records with their log context (role, database,
+session, client, application) from any of PostgreSQL's log formats (stderr with a documented
+``log_line_prefix``, csvlog, jsonlog) for ``audit reconcile``; ``last_seen`` finds each role's
+latest connection in such a log for ``exposure --log``.
 """
 
 from __future__ import annotations

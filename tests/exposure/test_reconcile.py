@@ -166,6 +166,25 @@ def test_alerts_as_jsonl_and_the_plain_report(traffic: Traffic, tmp_path: Path) 
     assert code == 1 and len(out.splitlines()) == 5 and "5 finding(s):" in err
 
 
+def test_events_from_an_export_file(traffic: Traffic, tmp_path: Path) -> None:
+    exported = tmp_path / "events.jsonl"
+    code, _, err = invoke("audit", "export", "--out", str(exported), "--project",
+                          str(traffic.project))
+    assert code == 0, err
+    code, out, err = invoke("audit", "reconcile", str(traffic.stderr_log), "--events",
+                            str(exported), "--tolerance", "0.5", "--json", "--project",
+                            str(traffic.project))
+    assert code == 1, err
+    report = json.loads(out)
+    assert sorted(_key(f) for f in report["findings"]) == EXPECTED
+    assert report["matched"] == len(CALLS) + 1
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"occurred_at": "yesterday"}\n')
+    code, _, err = invoke("audit", "reconcile", str(traffic.stderr_log), "--events", str(broken),
+                          "--project", str(traffic.project))
+    assert code == 2 and "line 1 is not an audit event" in err
+
+
 def test_record_keeps_each_alert_once(traffic: Traffic) -> None:
     args = ("audit", "reconcile", str(traffic.csv_log), "--tolerance", "0.5", "--record",
             "--project", str(traffic.project))
