@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from querygate.exposure._quiet import quiet_sqlglot
 
 PUBLIC = 0
 """The grantee oid ``aclexplode`` gives PUBLIC."""
@@ -68,6 +73,7 @@ class Relation:
     invoker: bool  # security_invoker: the caller's own privileges apply
     reads: frozenset[tuple[int, int]]  # (relation oid, attnum)
     readers: frozenset[int]  # SELECT grantees on the view or any of its columns (0: PUBLIC)
+    shown: frozenset[str] | None = None  # column names its select lists use (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ FROM pg_catalog.pg_attribute a, aclexplode(a.attacl) acl
 WHERE a.attacl IS NOT NULL AND acl.privilege_type = 'SELECT' AND a.attnum > 0
 """
 _VIEWS = """
-SELECT v.oid, n.nspname, v.relname, v.relkind, v.relowner,
+SELECT v.oid, n.nspname, v.relname, v.relkind, v.relowner, pg_get_viewdef(v.oid),
        coalesce(v.reloptions @> ARRAY['security_invoker=true'], false)
          OR coalesce(v.reloptions @> ARRAY['security_invoker=on'], false),
        coalesce(array_agg(DISTINCT ARRAY[d.refobjid::bigint, d.refobjsubid::bigint])
@@ -254,13 +260,32 @@ def _pairs(rows: list[list[int]]) -> frozenset[tuple[int, int]]:
 
 
 def _relation(snap: Snapshot, row: tuple[Any, ...]) -> Relation:
-    oid, schema, name, kind, owner, invoker, deps = row
+    oid, schema, name, kind, owner, definition, invoker, deps = row
     readers = set(snap.table_grants.get(oid, ()))
     for (table, _), grantees in snap.column_grants.items():
         if table == oid:
             readers |= grantees
     return Relation(oid, schema, name, kind, owner, bool(invoker), _pairs(deps),
-                    frozenset(readers))
+                    frozenset(readers), _shown(definition or ""))
+
+
+def _shown(definition: str) -> frozenset[str] | None:
+    """The column names a view's select lists use (a column only in WHERE is not shown);
+    None when the definition does not parse or selects ``*``."""
+    try:
+        with quiet_sqlglot():
+            tree = sqlglot.parse_one(definition, dialect="postgres")
+    except SqlglotError:
+        return None
+    if tree is None:
+        return None
+    names: set[str] = set()
+    for select in tree.find_all(exp.Select):
+        for item in select.expressions:
+            if item.find(exp.Star) is not None:
+                return None
+            names |= {c.name.lower() for c in item.find_all(exp.Column)}
+    return frozenset(names)
 
 
 def _login_details(conn: psycopg.Connection[Any], snap: Snapshot) -> None:

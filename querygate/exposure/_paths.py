@@ -223,7 +223,8 @@ class Paths:
                 if rel.invoker:
                     continue
                 new = {c for c in self.snap.every_column()
-                       if (c.table, c.attnum) in rel.reads and self.reads(rel.owner, c)}
+                       if (c.table, c.attnum) in rel.reads and self.reads(rel.owner, c)
+                       and (rel.shown is None or c.name.lower() in rel.shown)}
                 for inner, _ in rel.reads:
                     if inner in by_oid and self._may_select(rel.owner, by_oid[inner]):
                         new |= exposes[inner]

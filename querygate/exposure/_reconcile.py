@@ -17,10 +17,8 @@ Every READ or WRITE statement on a classified table is either
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +29,7 @@ from sqlglot.errors import SqlglotError
 from querygate.adhoc import ADHOC_FUNCTION
 from querygate.detect import Alert
 from querygate.detect._pgaudit import AuditRecord
+from querygate.exposure._quiet import quiet_sqlglot
 
 ADHOC = ADHOC_FUNCTION
 DATA_CLASSES = ("READ", "WRITE")
@@ -62,23 +61,11 @@ def as_sent(exec_sql: str) -> str:
     return normal(_PLACEHOLDER.sub(swap, exec_sql))
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """sqlglot warns on statements it only half parses (DDL); those are not ours to report."""
-    logger = logging.getLogger("sqlglot")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def fingerprint(sql: str) -> str:
     """A statement's text with every literal and parameter (``$1``, ``:name``, ``'x'``, ``42``)
     as one placeholder, so a function's SQL matches the way any driver or log spells it."""
     try:
-        with _quiet():
+        with quiet_sqlglot():
             tree = sqlglot.parse_one(sql, dialect="postgres")
     except SqlglotError:
         return normal(sql)
@@ -203,7 +190,7 @@ def statements(records: Iterable[AuditRecord], classified: Iterable[str],
 def _from_text(sql: str, by_name: Mapping[str, str]) -> set[str]:
     """Tables named in a statement's text, for logs without pgaudit.log_relation."""
     try:
-        with _quiet():
+        with quiet_sqlglot():
             trees = sqlglot.parse(sql, dialect="postgres")
     except SqlglotError:
         return set()

@@ -77,7 +77,7 @@ GRANT pg_read_all_data TO {readall};
 GRANT SELECT (salary) ON hr.people TO {bypass};
 GRANT SELECT ON hr.people TO {vowner};
 CREATE VIEW hr.people_pay AS SELECT id, salary FROM hr.people;
-CREATE VIEW hr.people_names AS SELECT id, name FROM hr.people WHERE id > 0;
+CREATE VIEW hr.people_names AS SELECT id, name FROM hr.people WHERE ssn IS NOT NULL;
 CREATE VIEW hr.people_invoker WITH (security_invoker = true) AS SELECT id, ssn FROM hr.people;
 ALTER VIEW hr.people_pay OWNER TO {vowner};
 ALTER VIEW hr.people_names OWNER TO {vowner};
