@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster with pgAudit loaded, logging to files (stderr and csvlog).
+"""A throwaway PostgreSQL cluster with pgAudit loaded, logging to files (stderr, csvlog and
+jsonlog).
 
 Made with the machine's own PostgreSQL binaries (Debian's ``postgresql-N`` with
 ``postgresql-N-pgaudit``; ``.ci/run`` installs the latter) in a temporary folder, on a free
@@ -32,6 +33,7 @@ class AuditedServer:
     port: int
     stderr_log: Path
     csv_log: Path
+    json_log: Path
 
 
 def binaries() -> tuple[Path, str] | None:
@@ -74,7 +76,7 @@ port = {port}
 unix_socket_directories = '{folder}'
 shared_preload_libraries = 'pgaudit'
 logging_collector = on
-log_destination = 'stderr,csvlog'
+log_destination = 'stderr,csvlog,jsonlog'
 log_directory = '{folder}/log'
 log_filename = 'postgresql.log'
 log_rotation_age = 0
@@ -114,8 +116,9 @@ def audited_server() -> Iterator[AuditedServer]:
                        check=True, capture_output=True)
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         _wait(url)
-        yield AuditedServer(url, port, folder / "log" / "postgresql.log",
-                            folder / "log" / "postgresql.csv")
+        logs = folder / "log"
+        yield AuditedServer(url, port, logs / "postgresql.log", logs / "postgresql.csv",
+                            logs / "postgresql.json")
     finally:
         subprocess.run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                                   "stop"]), capture_output=True)

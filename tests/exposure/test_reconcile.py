@@ -39,6 +39,7 @@ class Traffic:
     project: Path
     stderr_log: Path
     csv_log: Path
+    json_log: Path
     admin_url: str
     gateway_url: str
     analyst_url: str
@@ -105,7 +106,9 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
         _bypasses(admin, gateway_url, analyst_url, project)
         _wait_for(server.csv_log, "/* b3 */")
         _wait_for(server.stderr_log, "/* b3 */")
-        yield Traffic(project, server.stderr_log, server.csv_log, admin, gateway_url, analyst_url)
+        _wait_for(server.json_log, "/* b3 */")
+        yield Traffic(project, server.stderr_log, server.csv_log, server.json_log, admin,
+                      gateway_url, analyst_url)
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -129,10 +132,11 @@ EXPECTED = sorted([
 ])
 
 
-@pytest.mark.parametrize("which", ["stderr", "csvlog"])
+@pytest.mark.parametrize("which", ["stderr", "csvlog", "jsonlog"])
 def test_every_bypass_is_found_and_every_gateway_call_matched(traffic: Traffic,
                                                               which: str) -> None:
-    log = traffic.stderr_log if which == "stderr" else traffic.csv_log
+    log = {"stderr": traffic.stderr_log, "csvlog": traffic.csv_log,
+           "jsonlog": traffic.json_log}[which]
     code, out, err = invoke("audit", "reconcile", str(log), "--json", "--tolerance", "0.5",
                             "--project", str(traffic.project))
     assert code == 1, err
