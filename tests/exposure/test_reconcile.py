@@ -52,6 +52,9 @@ async def _gateway_calls(project: Path, tokens: dict[str, str]) -> None:
             await gateway.call(tokens[f"{user}@example.com"], function, params, reason)
         await gateway.sql(tokens["carol@example.com"],
                           "SELECT id, email FROM customers WHERE id = 9", "DSAR-3")
+        export = await gateway.export(tokens["bob@example.com"], "customers_by_country", {},
+                                      "BILL-8")  # a server-side cursor: DECLARE … CURSOR FOR
+        export.rows_file.close()
     finally:
         await gateway.close()
 
@@ -143,7 +146,7 @@ def test_every_bypass_is_found_and_every_gateway_call_matched(traffic: Traffic,
     report = json.loads(out)
     assert report["format"] == which
     assert sorted(_key(f) for f in report["findings"]) == EXPECTED
-    assert report["matched"] == len(CALLS) + 1  # every call and the ad-hoc statement
+    assert report["matched"] == len(CALLS) + 2  # every call, the ad-hoc query, the export
     assert report["startup_checks"] >= 10 and report["purpose_checks"] >= 1
     assert report["tables_from_text"] == 0
     b2 = next(f for f in report["findings"] if "/* b2" in f["statement"])
@@ -164,7 +167,7 @@ def test_alerts_as_jsonl_and_the_plain_report(traffic: Traffic, tmp_path: Path) 
     alerts = [json.loads(line) for line in target.read_text().splitlines()]
     assert sorted(a["rule"] for a in alerts) == sorted(rule for rule, _, _ in EXPECTED)
     assert "5 finding(s):" in out and "bypass.role" in out and "analyst@prod" in out
-    assert f"gateway role {DEFAULT_GATEWAY_ROLE}: {len(CALLS) + 1} matched" in out
+    assert f"gateway role {DEFAULT_GATEWAY_ROLE}: {len(CALLS) + 2} matched" in out
     code, out, err = invoke("audit", "reconcile", str(traffic.csv_log), "--tolerance", "0.5",
                             "--alerts", "-", "--project", str(traffic.project))
     assert code == 1 and len(out.splitlines()) == 5 and "5 finding(s):" in err
@@ -181,7 +184,7 @@ def test_events_from_an_export_file(traffic: Traffic, tmp_path: Path) -> None:
     assert code == 1, err
     report = json.loads(out)
     assert sorted(_key(f) for f in report["findings"]) == EXPECTED
-    assert report["matched"] == len(CALLS) + 1
+    assert report["matched"] == len(CALLS) + 2
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"occurred_at": "yesterday"}\n')
     code, _, err = invoke("audit", "reconcile", str(traffic.stderr_log), "--events", str(broken),
@@ -210,7 +213,7 @@ def test_a_log_with_only_gateway_traffic_is_clean(traffic: Traffic, tmp_path: Pa
     code, out, err = invoke("audit", "reconcile", str(clean), "--project", str(traffic.project))
     assert code == 0, out + err
     assert "ok: every statement on a classified table went through the gateway" in out
-    assert f"{DEFAULT_GATEWAY_ROLE}: {len(CALLS) + 1} matched to audit events" in out
+    assert f"{DEFAULT_GATEWAY_ROLE}: {len(CALLS) + 2} matched to audit events" in out
 
 
 def test_live_sessions_on_classified_tables(traffic: Traffic) -> None:
