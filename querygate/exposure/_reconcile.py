@@ -3,7 +3,8 @@
 Every READ or WRITE statement on a classified table is either
 
 - the gateway's: run by the gateway's role, with the text of a catalog function (literals and
-  parameters aside) or of an ad-hoc call's SQL, inside the time window of an audit event of
+  parameters aside) or of an ad-hoc call's SQL (or that SQL rewritten to read the gateway's
+  masked views), inside the time window of an audit event of
   that function (``occurred_at`` to ``occurred_at`` plus its duration, widened by a tolerance
   for clock skew) and of the actor its ``/* querygate:ACTOR */`` label names, when it has
   one; each event vouches for one statement;
@@ -32,6 +33,7 @@ from querygate.detect._pgaudit import AuditRecord
 from querygate.exposure._quiet import quiet_sqlglot
 
 ADHOC = ADHOC_FUNCTION
+MASKED_SCHEMA = "querygate_masked"  # where the gateway keeps the masked views ad-hoc SQL reads
 DATA_CLASSES = ("READ", "WRITE")
 RELATIONS = ("TABLE", "VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE", "PARTITIONED TABLE")
 
@@ -94,6 +96,7 @@ class Statement:
 
     first: AuditRecord
     tables: set[str] = field(default_factory=set)
+    objects: set[str] = field(default_factory=set)  # every relation it read, classified or not
     classes: set[str] = field(default_factory=set)
     parsed: bool = False  # tables read from the text: the log had no object names
 
@@ -174,6 +177,7 @@ def statements(records: Iterable[AuditRecord], classified: Iterable[str],
         stmt.classes.add(rec.audit_class)
         if rec.object_type in RELATIONS and rec.object_name:
             stmt.tables.add(rec.object_name.lower())
+            stmt.objects.add(rec.object_name.lower())
     kept: list[Statement] = []
     for stmt in found:
         if not stmt.classes & set(DATA_CLASSES):
@@ -277,6 +281,13 @@ def reconcile(records: Iterable[AuditRecord], *, classified: Iterable[str], gate
     return result
 
 
+def _masked(stmt: Statement) -> bool:
+    """Ad-hoc SQL the gateway rewrote to read the masked views it keeps (so its text is not the
+    caller's): it reads relations of that schema."""
+    return any(o.startswith(f"{MASKED_SCHEMA}.") for o in stmt.objects) or \
+        f"{MASKED_SCHEMA}." in stmt.first.statement.lower()
+
+
 def _within(event: GatewayEvent, stmt: Statement, tolerance: dt.timedelta) -> bool:
     at = stmt.first.at
     return event.occurred_at - tolerance <= at <= event.occurred_at + event.duration + tolerance
@@ -286,7 +297,8 @@ def _covers(event: GatewayEvent, stmt: Statement, shape: Shape, tolerance: dt.ti
     """The event is of this statement's function (or ad-hoc SQL of the same text), of the
     actor its label names (when it has one), and its time covers the statement."""
     if event.function_name == ADHOC:
-        if event.sql is None or fingerprint(event.sql) != shape.text:
+        same_text = event.sql is not None and fingerprint(event.sql) == shape.text
+        if not (same_text or _masked(stmt)):
             return False
     elif event.function_name not in shape.functions:
         return False

@@ -74,10 +74,15 @@ def _utc(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+ADHOC_ROLE = "querygate_adhoc"  # set up with the masked views that ad-hoc SQL reads
+
+
 def excluded_roles(gateway_role: str) -> dict[str, str]:
     return {gateway_role: "the gateway's own role: the one door",
             OWNER_ROLE: "querygate's own, by design: NOLOGIN, owns the querygate schema",
-            AUDITOR_ROLE: "querygate's own, by design: NOLOGIN, reads the audit log only"}
+            AUDITOR_ROLE: "querygate's own, by design: NOLOGIN, reads the audit log only",
+            ADHOC_ROLE: "querygate's own, by design: NOLOGIN, what the gateway's ad-hoc SQL "
+                        "runs as; reads only its masked views"}
 
 
 def find_exposures(conn: psycopg.Connection[Any],

@@ -158,3 +158,20 @@ def test_log_timezone_option_on_the_command_line(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.stderr
     (finding,) = json.loads(result.stdout)["findings"]
     assert (finding["rule"], finding["at"]) == ("bypass.role", "2026-03-02T09:15:01.000Z")
+
+
+def test_ad_hoc_sql_rewritten_to_the_masked_views_matches_its_event() -> None:
+    log = "\n".join([
+        stderr("05.100", "querygate_gateway", 'SESSION,1,1,READ,SELECT,VIEW,'
+               'querygate_masked.public_customers,"/* querygate:usr_1 */ SELECT t.email FROM '
+               'querygate_masked.public_customers AS t",<none>', pid=9, app="querygate"),
+        stderr("05.100", "querygate_gateway", 'SESSION,1,1,READ,SELECT,TABLE,public.customers,'
+               '"/* querygate:usr_1 */ SELECT t.email FROM querygate_masked.public_customers '
+               'AS t",<none>', pid=9, app="querygate"),
+    ]) + "\n"
+    adhoc = GatewayEvent("7", T0 + dt.timedelta(seconds=5), dt.timedelta(milliseconds=200),
+                         "adhoc_sql", "usr_1", "SELECT email FROM customers")
+    assert reconciled(log, [adhoc]).matched == 1
+    other = GatewayEvent("7", adhoc.occurred_at, adhoc.duration, "adhoc_sql", "usr_2",
+                         "SELECT email FROM customers")
+    assert [f.rule for f in reconciled(log, [other]).findings] == ["bypass.unaudited"]
