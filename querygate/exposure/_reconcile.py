@@ -4,10 +4,10 @@ Every READ or WRITE statement on a classified table is either
 
 - the gateway's: run by the gateway's role, with the text of a catalog function (literals and
   parameters aside) or of an ad-hoc call's SQL (or that SQL rewritten to read the gateway's
-  masked views), inside the time window of an audit event of
-  that function (``occurred_at`` to ``occurred_at`` plus its duration, widened by a tolerance
-  for clock skew) and of the actor its ``/* querygate:ACTOR */`` label names, when it has
-  one; each event vouches for one statement;
+  masked views), inside the time window of an audit event of that function (``occurred_at``
+  to ``occurred_at`` plus its duration, widened by a tolerance for clock skew) and of the
+  actor its ``/* querygate:ACTOR */`` label names, when it has one; each event vouches for
+  one statement;
 - the gateway's own startup check (``SELECT * FROM (<function>) AS querygate_describe
   LIMIT 0``, which reads no row), or one of the project's purpose checks inside the time of
   an audited call, or
@@ -161,7 +161,8 @@ def statements(records: Iterable[AuditRecord], classified: Iterable[str],
                result: Reconciliation) -> list[Statement]:
     """READ and WRITE statements on classified tables, each with all its records merged."""
     tables = {t.lower() for t in classified}
-    by_name = {t.split(".", 1)[1]: t for t in sorted(tables, key=lambda t: not t.startswith(
+    # an unqualified name is public's table when public has one (listed last, so it wins)
+    by_name = {t.split(".", 1)[1]: t for t in sorted(tables, key=lambda t: t.startswith(
         "public."))}
     open_: dict[tuple[str, str], tuple[int, Statement]] = {}
     found: list[Statement] = []

@@ -175,3 +175,14 @@ def test_ad_hoc_sql_rewritten_to_the_masked_views_matches_its_event() -> None:
     other = GatewayEvent("7", adhoc.occurred_at, adhoc.duration, "adhoc_sql", "usr_2",
                          "SELECT email FROM customers")
     assert [f.rule for f in reconciled(log, [other]).findings] == ["bypass.unaudited"]
+
+
+def test_tables_from_the_text_when_the_log_names_none() -> None:
+    log = stderr("04.000", "legacy", 'SESSION,1,1,READ,SELECT,,,"SELECT c.email FROM customers c '
+                 'JOIN hr.people p ON p.id = c.id",<none>', pid=8) + "\n"
+    result = reconcile(audit_records([log]), classified=["hr.customers", "public.customers",
+                                                        "hr.people"],
+                       gateway_role="querygate_gateway", functions=Functions({}), events=[])
+    (finding,) = result.findings
+    assert finding.statement.tables == {"public.customers", "hr.people"}  # unqualified: public
+    assert result.parsed == 1
