@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,6 @@ from querygate.cli._perimeter import (
 from querygate.detect import Alert, load_settings, save_alert, severity_rank
 from querygate.detect._pgaudit import (
     STDERR_PREFIX,
-    AuditRecord,
     LogFormatError,
     audit_records,
     log_format,
@@ -57,28 +57,55 @@ FROM querygate.audit_events WHERE occurred_at BETWEEN %s AND %s ORDER BY occurre
 _EVENT_MARGIN = dt.timedelta(minutes=10)  # longer than any statement the gateway lets run
 
 
-def _read_log(path: str, zone: dt.tzinfo | None) -> tuple[list[AuditRecord], str]:
-    """Every pgAudit record of the log file, and its format; exit 2 when unreadable."""
+@dataclass(frozen=True)
+class LogScan:
+    """A first pass over the log: its format, where it ended (a live log grows), and when the
+    gateway's role appears in it (the audit events to fetch)."""
+
+    path: str
+    fmt: str
+    size: int
+    gateway_span: tuple[dt.datetime, dt.datetime] | None
+
+
+def _lines(path: str, size: int | None = None) -> Iterator[str]:
+    """The log's lines, up to ``size`` bytes when given; invalid UTF-8 is replaced."""
+    with open(path, "rb") as source:
+        read = 0
+        for raw in source:
+            if size is not None and read >= size:
+                return
+            read += len(raw)
+            yield raw.decode("utf-8", errors="replace")
+
+
+def _scan(path: str, zone_info: dt.tzinfo | None, role: str) -> LogScan:
+    """Read the log once for its format, its size and the gateway's span; exit 2 when it cannot
+    be read or is in no format PostgreSQL writes."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as source:
-            first = next((line for line in source if line.strip()), "")
-            if not first:
-                bad_input(f"{path}: the log is empty")
-            fmt = log_format(first)
-            source.seek(0)
-            return list(audit_records(source, zone)), fmt
+        size = Path(path).stat().st_size
+        first = next((line for line in _lines(path, size) if line.strip()), "")
+        if not first:
+            bad_input(f"{path}: the log is empty")
+        fmt = log_format(first)
+        start = end = None
+        for rec in audit_records(_lines(path, size), zone_info):
+            if rec.role == role:
+                start = rec.at if start is None else min(start, rec.at)
+                end = rec.at if end is None else max(end, rec.at)
     except OSError as exc:
         bad_input(f"cannot read {path}: {exc.strerror or exc}")
     except LogFormatError as exc:
         bad_input(f"{path}: {exc}")
+    span = (start, end) if start is not None and end is not None else None
+    return LogScan(path, fmt, size, span)
 
 
-def _store_events(project: Project, records: list[AuditRecord], tolerance: dt.timedelta
-                  ) -> list[GatewayEvent]:
-    if not records:
+def _store_events(project: Project, span: tuple[dt.datetime, dt.datetime] | None,
+                  tolerance: dt.timedelta) -> list[GatewayEvent]:
+    if span is None:
         return []
-    start = min(r.at for r in records) - tolerance - _EVENT_MARGIN
-    end = max(r.at for r in records) + tolerance
+    start, end = span[0] - tolerance - _EVENT_MARGIN, span[1] + tolerance
     url = _store_url(project)
     conninfo(url, "the audit store URL")
     try:
@@ -199,18 +226,23 @@ def reconcile_command(log: str | None, as_json: bool, alerts_to: str | None, rec
                 project, lambda: _print_live(sessions, role))
         return
     assert log is not None
-    records, fmt = _read_log(log, zone(log_timezone))
+    where = zone(log_timezone)
+    scan = _scan(log, where, role)
     slack = dt.timedelta(seconds=tolerance)
-    mine = [r for r in records if r.role == role]  # only the gateway's need its events
-    events = _file_events(events_file) if events_file else _store_events(project, mine, slack)
+    events = _file_events(events_file) if events_file else \
+        _store_events(project, scan.gateway_span, slack)
     functions = Functions({n: f.exec_sql for n, f in project.catalog.items()},
                           {n: c.sql for n, c in _purpose_checks(project).items()})
-    result = reconcile(records, classified=tables, gateway_role=role, functions=functions,
-                       events=events, tolerance=slack)
+    try:  # the second pass stops where the first did
+        result = reconcile(audit_records(_lines(log, scan.size), where), classified=tables,
+                           gateway_role=role, functions=functions, events=events,
+                           tolerance=slack)
+    except (OSError, LogFormatError) as exc:
+        bad_input(f"{log} changed while it was read: {exc}")
     alerts = [f.alert() for f in result.findings]
-    _finish([f.to_json() for f in result.findings], alerts, result.to_json() | {"format": fmt},
-            as_json, alerts_to, record, project, lambda: _print_reconciliation(
-                log, fmt, result, role))
+    _finish([f.to_json() for f in result.findings], alerts,
+            result.to_json() | {"format": scan.fmt}, as_json, alerts_to, record, project,
+            lambda: _print_reconciliation(log, scan.fmt, result, role))
 
 
 def _purpose_checks(project: Project) -> dict[str, Check]:

@@ -159,37 +159,39 @@ def _iso(moment: dt.datetime) -> str:
 
 def statements(records: Iterable[AuditRecord], classified: Iterable[str],
                result: Reconciliation) -> list[Statement]:
-    """READ and WRITE statements on classified tables, each with all its records merged."""
+    """READ and WRITE statements on classified tables, each with all its records merged, in
+    time order. Records stream through: only one open statement per session is held."""
     tables = {t.lower() for t in classified}
     # an unqualified name is public's table when public has one (listed last, so it wins)
     by_name = {t.split(".", 1)[1]: t for t in sorted(tables, key=lambda t: t.startswith(
         "public."))}
-    open_: dict[tuple[str, str], tuple[int, Statement]] = {}
-    found: list[Statement] = []
+    current: dict[tuple[str, str], Statement] = {}
+    kept: list[Statement] = []
     for rec in records:
         result.records += 1
         key = (rec.database, rec.session)
-        current = open_.get(key)
-        if current is None or current[0] != rec.statement_id:
-            current = (rec.statement_id, Statement(rec))
-            open_[key] = current
-            found.append(current[1])
-        stmt = current[1]
+        stmt = current.get(key)
+        if stmt is None or stmt.first.statement_id != rec.statement_id:
+            if stmt is not None and _classified(stmt, tables, by_name):
+                kept.append(stmt)
+            stmt = current[key] = Statement(rec)
         stmt.classes.add(rec.audit_class)
         if rec.object_type in RELATIONS and rec.object_name:
             stmt.tables.add(rec.object_name.lower())
             stmt.objects.add(rec.object_name.lower())
-    kept: list[Statement] = []
-    for stmt in found:
-        if not stmt.classes & set(DATA_CLASSES):
-            continue
-        if not stmt.tables:
-            stmt.tables = _from_text(stmt.first.statement, by_name)
-            stmt.parsed = bool(stmt.tables)
-        stmt.tables &= tables
-        if stmt.tables:
-            kept.append(stmt)
-    return kept
+    kept += [s for s in current.values() if _classified(s, tables, by_name)]
+    return sorted(kept, key=lambda s: s.first.at)
+
+
+def _classified(stmt: Statement, tables: set[str], by_name: Mapping[str, str]) -> bool:
+    """A READ or WRITE statement on a classified table (its tables narrowed to those)."""
+    if not stmt.classes & set(DATA_CLASSES):
+        return False
+    if not stmt.tables:
+        stmt.tables = _from_text(stmt.first.statement, by_name)
+        stmt.parsed = bool(stmt.tables)
+    stmt.tables &= tables
+    return bool(stmt.tables)
 
 
 def _from_text(sql: str, by_name: Mapping[str, str]) -> set[str]:
