@@ -17,9 +17,11 @@ Every READ or WRITE statement on a classified table is either
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +65,7 @@ def as_sent(exec_sql: str) -> str:
     return normal(_PLACEHOLDER.sub(swap, exec_sql))
 
 
+@functools.lru_cache(maxsize=4096)
 def fingerprint(sql: str) -> str:
     """A statement's text with every literal and parameter (``$1``, ``:name``, ``'x'``, ``42``)
     as one placeholder, so a function's SQL matches the way any driver or log spells it."""
@@ -230,8 +233,17 @@ class Functions:
         for name, sql in exec_sql.items():
             self.by_text.setdefault(fingerprint(as_sent(sql)), set()).add(name)
         self.checks = {fingerprint(as_sent(sql)) for sql in (checks or {}).values()}
+        self._shapes: dict[str, Shape] = {}
 
     def shape(self, statement: str) -> Shape:
+        known = self._shapes.get(statement)
+        if known is None:
+            if len(self._shapes) > 10_000:  # the gateway's texts repeat; others need no memory
+                self._shapes.clear()
+            known = self._shapes[statement] = self._shape(statement)
+        return known
+
+    def _shape(self, statement: str) -> Shape:
         text = _CURSOR.sub("", statement, count=1)
         label = _LABEL.match(text)
         body = normal(text[label.end():] if label else text)
@@ -247,13 +259,60 @@ class Functions:
                      frozenset(self.by_text.get(printed, ())), printed)
 
 
+class _Events:
+    """The audit events by function, in start order, so a statement finds the few whose time
+    can cover it by bisection; each event vouches for one statement."""
+
+    def __init__(self, events: Sequence[GatewayEvent], tolerance: dt.timedelta) -> None:
+        self.tolerance = tolerance
+        self.used: set[int] = set()
+        self.by_function: dict[str, list[tuple[dt.datetime, int, GatewayEvent]]] = {}
+        for i, event in enumerate(events):
+            self.by_function.setdefault(event.function_name, []).append(
+                (event.occurred_at, i, event))
+        for rows in self.by_function.values():
+            rows.sort(key=lambda r: (r[0], r[1]))
+        self.longest = {name: max((r[2].duration for r in rows), default=dt.timedelta())
+                        for name, rows in self.by_function.items()}
+        self.every = sorted(((e.occurred_at, i, e) for i, e in enumerate(events)),
+                            key=lambda r: (r[0], r[1]))
+        self.longest_any = max((e.duration for e in events), default=dt.timedelta())
+
+    def _around(self, rows: list[tuple[dt.datetime, int, GatewayEvent]], longest: dt.timedelta,
+                at: dt.datetime) -> Iterator[tuple[int, GatewayEvent]]:
+        """The events whose window, widened by the tolerance, contains ``at``."""
+        top = bisect.bisect_right(rows, at + self.tolerance, key=lambda r: r[0])
+        bottom = bisect.bisect_left(rows, at - self.tolerance - longest, key=lambda r: r[0])
+        for _, i, event in rows[bottom:top]:
+            if event.occurred_at + event.duration + self.tolerance >= at:
+                yield i, event
+
+    def any_covers(self, at: dt.datetime) -> bool:
+        return next(self._around(self.every, self.longest_any, at), None) is not None
+
+    def take(self, stmt: Statement, shape: Shape) -> bool:
+        """Mark the event that accounts for ``stmt`` (the one that ends first); False if none."""
+        best: tuple[dt.datetime, int] | None = None
+        for name in shape.functions or {ADHOC}:
+            rows = self.by_function.get(name, [])
+            for i, event in self._around(rows, self.longest.get(name, dt.timedelta()),
+                                         stmt.first.at):
+                end = event.occurred_at + event.duration
+                if i not in self.used and _covers(event, stmt, shape) and (
+                        best is None or (end, i) < best):
+                    best = (end, i)
+        if best is None:
+            return False
+        self.used.add(best[1])
+        return True
+
+
 def reconcile(records: Iterable[AuditRecord], *, classified: Iterable[str], gateway_role: str,
               functions: Functions, events: Sequence[GatewayEvent],
               tolerance: dt.timedelta = dt.timedelta(seconds=1)) -> Reconciliation:
     """Every classified statement in ``records`` accounted for, or a finding."""
     result = Reconciliation(events=len(events))
-    used: set[int] = set()
-    ordered = sorted(range(len(events)), key=lambda i: events[i].occurred_at + events[i].duration)
+    index = _Events(events, tolerance)
     for stmt in statements(records, classified, result):
         result.statements += 1
         result.parsed += stmt.parsed
@@ -266,15 +325,12 @@ def reconcile(records: Iterable[AuditRecord], *, classified: Iterable[str], gate
             result.checks += 1
             continue
         if shape.kind == "check":  # a purpose check inside some call's window
-            if any(_within(e, stmt, tolerance) for e in events):
+            if index.any_covers(stmt.first.at):
                 result.purpose += 1
                 continue
             why = "a purpose check's SQL outside the time of any audited call"
         else:
-            hit = next((i for i in ordered if i not in used and _covers(events[i], stmt, shape,
-                                                                        tolerance)), None)
-            if hit is not None:
-                used.add(hit)
+            if index.take(stmt, shape):
                 result.matched += 1
                 continue
             what = ", ".join(sorted(shape.functions)) or "no catalog function, no ad-hoc call"
@@ -291,20 +347,14 @@ def _masked(stmt: Statement) -> bool:
         f"{MASKED_SCHEMA}." in stmt.first.statement.lower()
 
 
-def _within(event: GatewayEvent, stmt: Statement, tolerance: dt.timedelta) -> bool:
-    at = stmt.first.at
-    return event.occurred_at - tolerance <= at <= event.occurred_at + event.duration + tolerance
-
-
-def _covers(event: GatewayEvent, stmt: Statement, shape: Shape, tolerance: dt.timedelta) -> bool:
-    """The event is of this statement's function (or ad-hoc SQL of the same text), of the
-    actor its label names (when it has one), and its time covers the statement."""
+def _covers(event: GatewayEvent, stmt: Statement, shape: Shape) -> bool:
+    """The event (whose time covers the statement) is of this statement's function, or is
+    ad-hoc SQL of the same text or read through the masked views, and of the actor its label
+    names when it has one."""
     if event.function_name == ADHOC:
         same_text = event.sql is not None and fingerprint(event.sql) == shape.text
         if not (same_text or _masked(stmt)):
             return False
     elif event.function_name not in shape.functions:
         return False
-    if shape.actor is not None and event.actor_id != shape.actor:
-        return False
-    return _within(event, stmt, tolerance)
+    return shape.actor is None or event.actor_id == shape.actor
