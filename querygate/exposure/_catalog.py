@@ -74,6 +74,8 @@ class Relation:
     reads: frozenset[tuple[int, int]]  # (relation oid, attnum)
     readers: frozenset[int]  # SELECT grantees on the view or any of its columns (0: PUBLIC)
     shown: frozenset[str] | None = None  # column names its select lists use (None: unknown)
+    tables: frozenset[int] = frozenset()  # the relations it reads
+    whole_row: bool = False  # a select list returns a whole row (row_to_json(c.*), c.*)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,8 @@ SELECT v.oid, n.nspname, v.relname, v.relkind, v.relowner, pg_get_viewdef(v.oid)
        coalesce(v.reloptions @> ARRAY['security_invoker=true'], false)
          OR coalesce(v.reloptions @> ARRAY['security_invoker=on'], false),
        coalesce(array_agg(DISTINCT ARRAY[d.refobjid::bigint, d.refobjsubid::bigint])
-                FILTER (WHERE d.refobjsubid > 0), '{}')
+                FILTER (WHERE d.refobjsubid > 0), '{}'),
+       coalesce(array_agg(DISTINCT d.refobjid::bigint) FILTER (WHERE d.refobjsubid = 0), '{}')
 FROM pg_catalog.pg_class v
 JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace
 JOIN pg_catalog.pg_rewrite rw ON rw.ev_class = v.oid
@@ -260,32 +263,34 @@ def _pairs(rows: list[list[int]]) -> frozenset[tuple[int, int]]:
 
 
 def _relation(snap: Snapshot, row: tuple[Any, ...]) -> Relation:
-    oid, schema, name, kind, owner, definition, invoker, deps = row
+    oid, schema, name, kind, owner, definition, invoker, deps, tables = row
     readers = set(snap.table_grants.get(oid, ()))
     for (table, _), grantees in snap.column_grants.items():
         if table == oid:
             readers |= grantees
+    shown, whole_row = _shown(definition or "")
     return Relation(oid, schema, name, kind, owner, bool(invoker), _pairs(deps),
-                    frozenset(readers), _shown(definition or ""))
+                    frozenset(readers), shown, frozenset(int(t) for t in tables), whole_row)
 
 
-def _shown(definition: str) -> frozenset[str] | None:
-    """The column names a view's select lists use (a column only in WHERE is not shown);
-    None when the definition does not parse or selects ``*``."""
+def _shown(definition: str) -> tuple[frozenset[str] | None, bool]:
+    """The column names a view's select lists use (a column only in WHERE is not shown), None
+    when the definition does not parse; and whether a select list returns a whole row
+    (PostgreSQL expands a plain ``*`` when the view is made, so a star left is a row)."""
     try:
         with quiet_sqlglot():
             tree = sqlglot.parse_one(definition, dialect="postgres")
     except SqlglotError:
-        return None
+        return None, False
     if tree is None:
-        return None
+        return None, False
     names: set[str] = set()
+    whole_row = False
     for select in tree.find_all(exp.Select):
         for item in select.expressions:
-            if item.find(exp.Star) is not None:
-                return None
+            whole_row = whole_row or item.find(exp.Star) is not None
             names |= {c.name.lower() for c in item.find_all(exp.Column)}
-    return frozenset(names)
+    return frozenset(names), whole_row
 
 
 def _login_details(conn: psycopg.Connection[Any], snap: Snapshot) -> None:

@@ -223,8 +223,7 @@ class Paths:
                 if rel.invoker:
                     continue
                 new = {c for c in self.snap.every_column()
-                       if (c.table, c.attnum) in rel.reads and self.reads(rel.owner, c)
-                       and (rel.shown is None or c.name.lower() in rel.shown)}
+                       if self._shows(rel, c) and self.reads(rel.owner, c)}
                 for inner, _ in rel.reads:
                     if inner in by_oid and self._may_select(rel.owner, by_oid[inner]):
                         new |= exposes[inner]
@@ -244,6 +243,15 @@ class Paths:
                 if self._calls_read(fn.body, fn.reads, col) and self.reads(fn.owner, col):
                     found.setdefault(col, []).append((via, fn.owner, fn.executors, revoke))
         return found
+
+    @staticmethod
+    def _shows(rel: Relation, col: Column) -> bool:
+        """The view returns the column: it reads it in a select list, or returns whole rows
+        of its table."""
+        if rel.whole_row and col.table in rel.tables:
+            return True
+        return (col.table, col.attnum) in rel.reads and (rel.shown is None
+                                                         or col.name.lower() in rel.shown)
 
     def _may_select(self, role: int, rel: Relation) -> bool:
         return (self.snap.roles[role].superuser or self.read_all in self.inherits[role]

@@ -30,7 +30,7 @@ class Setup:
 
 ROLES = ("grant", "col", "clean", "group", "member", "chain", "noinherit", "readall", "super",
          "bypass", "bypass_only", "owner", "vowner", "viewer", "invoker", "fn", "default", "gw",
-         "gw_member", "auditor_like", "part", "creator")
+         "gw_member", "auditor_like", "part", "creator", "rows")
 
 SCHEMA = """
 CREATE SCHEMA hr;
@@ -61,6 +61,7 @@ CREATE ROLE {gw_member} LOGIN;
 CREATE ROLE {auditor_like} LOGIN;
 CREATE ROLE {part} LOGIN;
 CREATE ROLE {creator} LOGIN CREATEROLE;
+CREATE ROLE {rows} LOGIN;
 GRANT SELECT ON hr.visits_2026 TO {part};
 ALTER TABLE hr.people OWNER TO {owner};
 ALTER TABLE hr.people ENABLE ROW LEVEL SECURITY;
@@ -82,6 +83,9 @@ CREATE VIEW hr.people_invoker WITH (security_invoker = true) AS SELECT id, ssn F
 ALTER VIEW hr.people_pay OWNER TO {vowner};
 ALTER VIEW hr.people_names OWNER TO {vowner};
 ALTER VIEW hr.people_invoker OWNER TO {vowner};
+CREATE VIEW hr.people_rows AS SELECT row_to_json(p.*) AS person FROM hr.people p;
+ALTER VIEW hr.people_rows OWNER TO {vowner};
+GRANT SELECT ON hr.people_rows TO {rows};
 GRANT SELECT ON hr.people_pay TO {viewer};
 GRANT SELECT ON hr.people_names TO {clean};
 GRANT SELECT ON hr.people_invoker TO {invoker};
@@ -206,6 +210,7 @@ def test_every_path_is_reported_with_its_own_via(setup: Setup) -> None:
         | {("owner", c, "owner") for c in both}
         | {("vowner", c, "grant") for c in both}
         | {("viewer", PAY, "view hr.people_pay owned by vowner")}
+        | {("rows", c, "view hr.people_rows owned by vowner") for c in both}
         | {("fn", SSN, "security definer hr.ssn_of(integer) owned by owner")}
         | {("fn", PAY, "security definer hr.pay_of(integer) owned by owner")}
         | {("PUBLIC", PAY, "security definer hr.pay_of(integer) owned by owner")}
