@@ -30,6 +30,7 @@ class Role:
     bypassrls: bool
     valid_until: dt.datetime | None
     createrole: bool = False
+    replication: bool = False
     password: bool | None = None  # None: not readable without superuser
     connected: tuple[str, ...] = ()  # pg_stat_activity: "since … from …" per open session
     hba: tuple[str, ...] = ()  # pg_hba.conf methods that apply to the role
@@ -126,7 +127,8 @@ class Snapshot:
 
 
 _ROLES = """
-SELECT oid, rolname, rolsuper, rolinherit, rolcanlogin, rolbypassrls, rolvaliduntil, rolcreaterole
+SELECT oid, rolname, rolsuper, rolinherit, rolcanlogin, rolbypassrls, rolvaliduntil, rolcreaterole,
+       rolreplication
 FROM pg_catalog.pg_roles
 """
 _EDGES_16 = """

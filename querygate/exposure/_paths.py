@@ -3,7 +3,8 @@
 A path is a ``via``: ``superuser``, ``owner``, ``grant``, ``column grant``, ``public``,
 ``member of X`` (privileges inherited through a chain of memberships), ``set role X``
 (a role the member may become), ``pg_read_all_data``, ``bypassrls``, ``createrole`` (before
-PostgreSQL 16, such a role may grant itself pg_read_all_data), ``view V owned by X``,
+PostgreSQL 16, such a role may grant itself pg_read_all_data), ``replication`` (a copy of
+the cluster), ``view V owned by X``,
 ``materialized view V owned by X``, ``security definer F owned by X`` and ``default
 privileges``. A role with no path is never reported.
 """
@@ -177,6 +178,10 @@ class Paths:
             yield (role, "createrole", "CREATEROLE before PostgreSQL 16 may grant itself any "
                    "role but a superuser, pg_read_all_data included", suggestion(
                        "createrole", col, name))
+        if info.replication and not info.superuser:
+            yield (role, "replication", "REPLICATION: may copy the whole cluster "
+                   "(pg_basebackup) or stream its changes, past every grant",
+                   suggestion("replication", col, name))
         if info.bypassrls and not info.superuser and self.reads(role, col, public=False):
             rls = "row-level security is on" if col.rls else "row-level security is off today"
             yield (role, "bypassrls", f"BYPASSRLS: reads every row past row-level policies "

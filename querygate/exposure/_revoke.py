@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 ATTRIBUTES = {"superuser": "NOSUPERUSER", "bypassrls": "NOBYPASSRLS",
-              "createrole": "NOCREATEROLE"}
+              "createrole": "NOCREATEROLE", "replication": "NOREPLICATION"}
 
 
 def _role(name: str) -> sql.Composable:

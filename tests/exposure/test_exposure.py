@@ -30,7 +30,7 @@ class Setup:
 
 ROLES = ("grant", "col", "clean", "group", "member", "chain", "noinherit", "readall", "super",
          "bypass", "bypass_only", "owner", "vowner", "viewer", "invoker", "fn", "default", "gw",
-         "gw_member", "auditor_like", "part", "creator", "rows")
+         "gw_member", "auditor_like", "part", "creator", "rows", "standby")
 
 SCHEMA = """
 CREATE SCHEMA hr;
@@ -62,6 +62,7 @@ CREATE ROLE {auditor_like} LOGIN;
 CREATE ROLE {part} LOGIN;
 CREATE ROLE {creator} LOGIN CREATEROLE;
 CREATE ROLE {rows} LOGIN;
+CREATE ROLE {standby} LOGIN REPLICATION;
 GRANT SELECT ON hr.visits_2026 TO {part};
 ALTER TABLE hr.people OWNER TO {owner};
 ALTER TABLE hr.people ENABLE ROW LEVEL SECURITY;
@@ -211,6 +212,7 @@ def test_every_path_is_reported_with_its_own_via(setup: Setup) -> None:
         | {("vowner", c, "grant") for c in both}
         | {("viewer", PAY, "view hr.people_pay owned by vowner")}
         | {("rows", c, "view hr.people_rows owned by vowner") for c in both}
+        | {("standby", c, "replication") for c in (SSN, PAY, EMAIL, BADGE)}
         | {("fn", SSN, "security definer hr.ssn_of(integer) owned by owner")}
         | {("fn", PAY, "security definer hr.pay_of(integer) owned by owner")}
         | {("PUBLIC", PAY, "security definer hr.pay_of(integer) owned by owner")}
