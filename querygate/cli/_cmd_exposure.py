@@ -117,7 +117,9 @@ def _print_report(report: ExposureReport, allow: tuple[Accepted, ...]) -> None:
             until = f"; valid until {r.valid_until:%Y-%m-%d}" if r.valid_until else ""
             echo(f"  {r.name}: LOGIN, {password}{until}{hba}; {login_seen(r, report.seen)}")
     echo("")
-    echo("not reported, by design: " + "; ".join(f"{k} ({v})" for k, v in report.excluded.items()))
+    echo("not reported, by design:")
+    for role, why in report.excluded.items():
+        echo(f"  {role}: {why}")
     if allow:
         echo(f"exposure.allow: {len(allow)} accepted exposure(s) in querygate.yaml")
     statements = list(dict.fromkeys(e.revoke for e in report.unaccepted))

@@ -272,8 +272,8 @@ def test_the_plain_report_names_logins_and_suggests_statements(setup: Setup) -> 
     assert (f'ALTER DEFAULT PRIVILEGES FOR ROLE "{setup.role("owner")}" IN SCHEMA "hr" REVOKE '
             f'SELECT ON TABLES FROM "{setup.role("default")}";') in out
     assert 'REVOKE SELECT ON "hr"."open" FROM PUBLIC;' in out
-    assert f"not reported, by design: {setup.role('gw')} (the gateway's own role" in out
-    assert "querygate_owner (querygate's own, by design" in out
+    assert f"not reported, by design:\n  {setup.role('gw')}: the gateway's own role" in out
+    assert "  querygate_owner: querygate's own, by design" in out
 
 
 def test_an_ordinary_login_sees_the_paths_but_not_the_passwords(setup: Setup) -> None:
