@@ -119,9 +119,6 @@ class Snapshot:
         """The classified columns and the same columns of their partitions and children."""
         return [*self.columns, *(c for parts in self.parts.values() for c in parts)]
 
-    def role(self, oid: int) -> Role:
-        return self.roles[oid]
-
     def named(self, name: str) -> Role | None:
         return next((r for r in self.roles.values() if r.name == name), None)
 

@@ -186,3 +186,11 @@ def test_tables_from_the_text_when_the_log_names_none() -> None:
     (finding,) = result.findings
     assert finding.statement.tables == {"public.customers", "hr.people"}  # unqualified: public
     assert result.parsed == 1
+
+
+def test_the_public_surface() -> None:
+    from querygate import exposure
+
+    assert {"find_exposures", "parse_allow", "reconcile", "live_bypasses", "Exposure",
+            "Functions", "GatewayEvent"} <= set(exposure.__all__)
+    assert all(hasattr(exposure, name) for name in exposure.__all__)
