@@ -41,7 +41,7 @@ async def test_security_headers_on_pages_files_and_redirects(app_client: httpx.A
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
         assert "frame-ancestors 'none'" in csp and response.headers["x-frame-options"] == "DENY"
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
     assert (await app_client.get("/console/login")).headers["cache-control"] == "no-store"
 
 
