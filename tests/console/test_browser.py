@@ -6,6 +6,7 @@ One browser for the module; each test signs in in a context (cookies) of its own
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -13,10 +14,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from querygate import identity
 from querygate.demo._sample import CANARIES
+from querygate.detect import Alert, save_alert
+from querygate.project import load_project
 from tests.demo_env import Demo, running_server_process
 
 SHOTS = os.environ.get("QUERYGATE_CONSOLE_SCREENSHOTS")
@@ -32,8 +38,37 @@ WIDEST = """() => [...document.querySelectorAll('body *')]
   .map(el => el.tagName + '.' + el.className).slice(0, 8)"""
 
 
+async def _seed(demo: Demo) -> str:
+    """Something to triage: an open alert about alice, and her pending request for billing."""
+    project = load_project(demo.project_dir)
+    async with await psycopg.AsyncConnection.connect(demo.gateway_url, autocommit=True) as conn:
+        alice = await identity.authenticate(conn, demo.token("alice"))
+        await identity.request_access(conn, alice, project,
+                                      identity.identity_settings(project).access, role="billing",
+                                      duration="2h", reason="TICKET-88: refund dispute")
+    async with await psycopg.AsyncConnection.connect(demo.admin_url, autocommit=True) as conn:
+        alert_id = await save_alert(conn, Alert(
+            alice.user_id, "volume", "high", "2026-12-06T09:12:00.000Z",
+            "alice@example.com read 412 customers in one hour (usual: 14)", "browser-1",
+            {"subjects": 412}, {"subjects_p99": 14}, ("1", "2")), webhook=False)
+    assert alert_id is not None
+    return alert_id
+
+
 @pytest.fixture(scope="module")
-def server(demo: Demo) -> Iterator[str]:
+def alert_id(demo: Demo) -> Iterator[str]:
+    """The demo project with approvers for billing (admin), and something to triage."""
+    config = demo.project_dir / "querygate.yaml"
+    original = config.read_text(encoding="utf-8")
+    raw = yaml.safe_load(original)
+    raw["roles"]["billing"]["approvers"] = ["admin"]
+    config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    yield asyncio.run(_seed(demo))
+    config.write_text(original, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def server(demo: Demo, alert_id: str) -> Iterator[str]:
     with running_server_process(demo.project_dir) as proc:
         yield proc.url
 
@@ -140,7 +175,8 @@ def test_the_subject_page_shows_who_saw_what_in_local_time(context: BrowserConte
     shot(page, "audit-user")
     page.goto(f"{server}/console/reports")
     shot(page, "reports")
-    page.goto(f"{server}/console/alerts?status=all")
+    page.goto(f"{server}/console/alerts")
+    expect(page.get_by_role("link", name="read 412 customers")).to_be_visible()
     shot(page, "alerts")
     assert violations == []
 
@@ -171,7 +207,7 @@ def test_revocation_ends_an_open_session(context: BrowserContext, server: str, d
 
 
 def test_every_input_is_labelled_and_pages_fit_a_narrow_window(
-        browser: Browser, server: str, demo: Demo) -> None:
+        browser: Browser, server: str, demo: Demo, alert_id: str) -> None:
     for viewport in (WIDE, NARROW):
         context = browser.new_context(viewport=viewport, timezone_id="Europe/Berlin")
         page = context.new_page()
@@ -183,15 +219,15 @@ def test_every_input_is_labelled_and_pages_fit_a_narrow_window(
         for path in ("/console/functions", "/console/functions/get_customer_by_id",
                      "/console/functions/list_customer_orders", "/console/sql",
                      "/console/audit?subject=customer:42", "/console/audit/integrity",
-                     "/console/reports", "/console/alerts", "/console/access", "/console/users",
-                     "/console/plan"):
+                     "/console/reports", "/console/alerts", f"/console/alerts/{alert_id}",
+                     "/console/access", "/console/users", "/console/plan"):
             page.goto(f"{server}{path}")
             assert page.evaluate(UNLABELLED) == [], path
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, (path, viewport, overflow, page.evaluate(WIDEST))
             if viewport is WIDE and path in ("/console/users", "/console/plan",
-                                             "/console/access"):
-                shot(page, path.rsplit("/", 1)[1])
+                                             "/console/access", f"/console/alerts/{alert_id}"):
+                shot(page, path.rsplit("/", 1)[1].replace(alert_id, "alert"))
         if viewport is NARROW:
             page.goto(f"{server}/console/audit?subject=customer:42")
             shot(page, "narrow", full=False)

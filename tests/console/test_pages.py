@@ -307,3 +307,13 @@ async def test_revoked_elsewhere_the_open_session_stops_on_its_next_request(
     assert (await temp.get("/console/functions")).headers["location"] == "/console/login?m=signin"
     denied = events(demo, "decision = 'denied' AND actor_email IS NULL")[-1]
     assert denied[4] == "console"
+
+
+def test_the_demo_banner_prints_the_console_url() -> None:
+    from pathlib import Path
+
+    from querygate.demo import DEMO_USERS
+    from querygate.demo._banner import banner
+
+    lines = banner(Path("/tmp/project"), "127.0.0.1", 8080, dict.fromkeys(DEMO_USERS, "qg_x"))
+    assert "console: http://127.0.0.1:8080/console/  (sign in with a token below)" in lines
