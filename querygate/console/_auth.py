@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from querygate.console._sessions import COOKIE, OidcTokens, Session
+from querygate.console._sessions import COOKIE, OidcTokens
 from querygate.console._web import (
     CLIENT,
     LOGIN_COOKIE,
@@ -49,25 +50,6 @@ class Pending:
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
     response.set_cookie(name, value, max_age=max_age, path="/console", httponly=True,
                         samesite="lax", secure=request.url.scheme == "https")
-
-
-async def refresh_if_due(console: Console, session: Session) -> None:
-    """An OIDC session's access token, refreshed a minute before it lapses (when it can be)."""
-    tokens = session.oidc
-    if tokens is None or tokens.expires_at - 60 > time.time() or not tokens.refresh_token:
-        return
-    base = login.TokenSet(tokens.issuer, tokens.client_id, session.token, tokens.expires_at,
-                          tokens.refresh_token)
-    try:
-        document = await asyncio.to_thread(login.discover, tokens.issuer)
-        fresh = await asyncio.to_thread(login._token_request, document["token_endpoint"], {
-            "grant_type": "refresh_token", "refresh_token": tokens.refresh_token,
-            "client_id": tokens.client_id}, base, 10)
-    except (NotAuthenticated, OSError, ValueError, KeyError):
-        return  # the old token is tried as it is; refused, the session ends
-    session.token = fresh.access_token
-    session.oidc = OidcTokens(tokens.issuer, tokens.client_id, fresh.expires_at,
-                              fresh.refresh_token)
 
 
 def routes(console: Console) -> list[Route]:
@@ -136,7 +118,7 @@ def routes(console: Console) -> list[Route]:
             document = await asyncio.to_thread(login.discover, settings.issuer,
                                                settings.http_timeout_s)
             endpoint = login._endpoint(document, "authorization_endpoint")
-        except (NotAuthenticated, OSError, ValueError):
+        except (NotAuthenticated, httpx.HTTPError, OSError, ValueError):
             return login_page(request, 502, "The identity provider did not answer. Try again, "
                               "or paste a token.")
         now = time.monotonic()
@@ -174,7 +156,7 @@ def routes(console: Console) -> list[Route]:
                 settings.issuer, settings.client_id)
             return await signed_in(request, tokens.access_token, OidcTokens(
                 settings.issuer, settings.client_id, tokens.expires_at, tokens.refresh_token))
-        except (NotAuthenticated, OSError, ValueError):
+        except (NotAuthenticated, httpx.HTTPError, OSError, ValueError):
             return RedirectResponse("/console/login?m=oidc", status_code=303)
 
     return [

@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from querygate import audit, identity
+from querygate.console._refresh import refresh_if_due
 from querygate.console._sessions import COOKIE, Session, SessionStore
 from querygate.detect import load_settings as detect_settings
 from querygate.errors import BadParameters, NotAuthenticated, PolicyDenied, QuerygateError
@@ -179,10 +180,8 @@ class Console:
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             raise SignedOut("signin")
-        from querygate.console._auth import refresh_if_due  # the OIDC part, kept apart
-
         try:
-            await refresh_if_due(self, session)
+            await refresh_if_due(session)
             who = await self.gateway.authenticate(session.token, function="-",
                                                   client_addr=client_addr(request), client=CLIENT)
         except NotAuthenticated:

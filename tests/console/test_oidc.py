@@ -3,14 +3,19 @@ identity provider (tests/identity/idp.py), the session then checked on every req
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psycopg
 import pytest
 import yaml
+from starlette.routing import Mount
 
+from querygate.api import create_app
+from querygate.gateway import Gateway
 from tests.console.conftest import BASE
 from tests.demo_env import Demo
 from tests.identity.idp import IdentityProvider
@@ -79,3 +84,22 @@ async def test_a_callback_without_its_state_is_refused(app_client: httpx.AsyncCl
                                     params={"code": "stolen", "state": state})
     assert replayed.headers["location"] == "/console/login?m=oidc"
     assert (await app_client.get("/console/functions")).status_code == 303
+
+
+async def test_a_lapsing_sign_in_is_refreshed(gateway: Gateway) -> None:
+    app = create_app(gateway, lifespan_close=False)
+    mount = next(r for r in app.routes if isinstance(r, Mount) and r.path == "/console")
+    store = mount.app.state.console.sessions  # type: ignore[union-attr]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        start = await client.get("/console/login/oidc")
+        async with httpx.AsyncClient() as browser:
+            back = await browser.get(start.headers["location"])
+        callback = urlsplit(back.headers["location"])
+        assert (await client.get(f"{callback.path}?{callback.query}")).status_code == 303
+        session = store.get(client.cookies["qg_console"])
+        assert session is not None and session.oidc is not None
+        first = session.token
+        session.oidc = replace(session.oidc, expires_at=time.time() + 10)  # lapsing in 10 s
+        page = await client.get("/console/functions")
+    assert page.status_code == 200 and "alice@example.com" in page.text
+    assert session.token != first and session.oidc.expires_at > time.time() + 200
