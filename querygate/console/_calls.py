@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from querygate.catalog._params import INT4, INT8, MAX_ARRAY_ITEMS, Parameter
 from querygate.console._web import CLIENT, Console, Form, Viewer, client_addr
-from querygate.errors import NotFound, QuerygateError
+from querygate.errors import NotAuthenticated, NotFound, QuerygateError
 from querygate.results import CallResult
 
 _HINTS = {
@@ -157,6 +157,8 @@ def routes(console: Console) -> list[Route]:
                                         form_values(fn.function.parameters, form),
                                         form.get("reason") or None, client_addr(request),
                                         client=CLIENT)
+        except NotAuthenticated:
+            raise  # revoked since the page loaded: signed out
         except QuerygateError as exc:
             return console.render("function.html", viewer, exc.status, **{**context, "error": exc})
         return console.render("function.html", viewer, **{**context, "result": shown(result)})
@@ -168,6 +170,8 @@ def routes(console: Console) -> list[Route]:
                                         form_values(fn.function.parameters, form),
                                         form.get("reason") or None, client_addr(request),
                                         client=CLIENT)
+        except NotAuthenticated:
+            raise
         except QuerygateError as exc:
             fields = [field_for(p, max_chars) for p in fn.function.parameters]
             return console.render("function.html", viewer, exc.status, fn=fn, fields=fields,
@@ -185,6 +189,8 @@ def routes(console: Console) -> list[Route]:
             result = await gateway.sql(viewer.session.token, form.get("sql", ""),
                                        form.get("reason") or None, client_addr(request),
                                        client=CLIENT)
+        except NotAuthenticated:
+            raise
         except QuerygateError as exc:
             return console.render("sql.html", viewer, exc.status, form=form, result=None,
                                   error=exc)

@@ -218,6 +218,10 @@ class Console:
                 return await handler(request, viewer, form)
             except SignedOut as out:
                 return self.to_login(request, out.code)
+            except NotAuthenticated:  # revoked between the check and the call
+                if viewer is not None:
+                    self.sessions.end(viewer.session)
+                return self.to_login(request, "ended")
             except QuerygateError as exc:
                 return self.render("error.html", viewer, exc.status, error=exc)
             except Exception as exc:  # its text may hold data: log the type only
