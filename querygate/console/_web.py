@@ -210,11 +210,8 @@ class Console:
                 form: Form = {}
                 if request.method == "POST":
                     form = await read_form(request)
-                    if not same_origin(request) or not viewer.session.csrf_ok(form.get("csrf")):
-                        raise CsrfRefused("this form was not sent from a page of this console "
-                                          "(its security token is missing or stale); reload the "
-                                          "page and try again")
-                self.require(viewer, need)
+                    await self.check_csrf(request, viewer, form)
+                await self.require(request, viewer, need)
                 return await handler(request, viewer, form)
             except SignedOut as out:
                 return self.to_login(request, out.code)
@@ -231,7 +228,25 @@ class Console:
 
         return endpoint
 
-    def require(self, viewer: Viewer, need: str | None) -> None:
+    async def check_csrf(self, request: Request, viewer: Viewer, form: Form) -> None:
+        """A POST must carry the session's token and come from this site; a refusal is audited."""
+        if same_origin(request) and viewer.session.csrf_ok(form.get("csrf")):
+            return
+        await self.record(request, viewer.who, "console.csrf", {"path": request.url.path},
+                          decision="denied", error_code=CsrfRefused.code)
+        raise CsrfRefused("this form was not sent from a page of this console (its security "
+                          "token is missing or stale); reload the page and try again")
+
+    async def require(self, request: Request, viewer: Viewer, need: str | None) -> None:
+        """The page's role check; a refusal is audited (``querygate.console.page``)."""
+        try:
+            self.refuse_unless(viewer, need)
+        except PolicyDenied as exc:
+            await self.record(request, viewer.who, "console.page", {"path": request.url.path},
+                              decision="denied", error_code=exc.code, context={"rule": exc.rule})
+            raise
+
+    def refuse_unless(self, viewer: Viewer, need: str | None) -> None:
         if need == "audit" and not viewer.may_read_audit:
             raise PolicyDenied("audit.readers", "this page is for the roles listed in "
                                "audit.readers in querygate.yaml: "

@@ -152,6 +152,8 @@ async def test_a_state_change_without_the_csrf_token_is_refused(as_user, demo: D
         assert response.status_code == 403 and "security token" in response.text
         assert "Ada Canary" not in response.text
     assert [e for e in events(demo) if e not in before and e[1] == "get_customer_by_id"] == []
+    refused = [e for e in events(demo) if e not in before and e[1] == "querygate.console.csrf"]
+    assert [e[2:5] for e in refused] == [("denied", "alice@example.com", "console")] * 3
 
 
 async def test_a_customer_named_like_a_script_renders_as_text(as_user, demo: Demo) -> None:  # type: ignore[no-untyped-def]
@@ -176,6 +178,8 @@ async def test_audit_pages_are_for_audit_readers(as_user, demo: Demo) -> None:  
         response = await alice.get(path)
         assert response.status_code == 403, path
         assert "Not allowed" in response.text
+    refusal = events(demo, "function_name = 'querygate.console.page'")[-1]
+    assert refusal[2:5] == ("denied", "alice@example.com", "console")
     carol = await as_user(demo.token("carol"))
     assert (await carol.get("/console/users")).status_code == 403  # compliance is no admin
     assert (await carol.get("/console/audit/integrity")).status_code == 200
