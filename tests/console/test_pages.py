@@ -321,3 +321,20 @@ def test_the_demo_banner_prints_the_console_url() -> None:
 
     lines = banner(Path("/tmp/project"), "127.0.0.1", 8080, dict.fromkeys(DEMO_USERS, "qg_x"))
     assert "console: http://127.0.0.1:8080/console/  (sign in with a token below)" in lines
+
+
+async def test_a_protected_parameter_is_not_shown_in_clear_on_the_audit_pages(
+        as_user, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    """The log keeps a parameter compared with a tagged column as a keyed hash; so do its pages."""
+    alice = await as_user(demo.token("alice"))
+    page = await alice.get("/console/functions/search_customers")
+    found = await alice.post("/console/functions/search_customers", data={
+        "csrf": csrf_of(page.text), "p.email_prefix": CANARIES["email"], "reason": "TICKET-5"})
+    assert found.status_code == 200 and CANARIES["email"] in found.text  # hers to see
+    seq = events(demo, "function_name = 'search_customers'")[-1][0]
+    carol = await as_user(demo.token("carol"))
+    detail = await carol.get(f"/console/audit/events/{seq}")
+    assert detail.status_code == 200 and "email_prefix=" in detail.text
+    listing = await carol.get("/console/audit", params={"user": "alice@example.com"})
+    for shown in (detail.text, listing.text):
+        assert CANARIES["email"] not in shown
