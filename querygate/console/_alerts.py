@@ -1,5 +1,7 @@
 """Alerts to triage: what the detector raised, the events behind each, and acknowledging one
-with a note. For the roles in ``alerts.reviewers``; an acknowledgement is audited."""
+with a note (and, for a person the detector suspended, reinstating them as ``POST
+/v1/alerts/{id}/ack`` does). For the roles in ``alerts.reviewers``; each acknowledgement is
+audited."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from querygate import identity
+from querygate.api._routes_alerts import _reinstate as reinstate
 from querygate.audit import StoredEvent
 from querygate.audit._read import COLUMNS
 from querygate.console._audit import row
 from querygate.console._web import Console, Form, Viewer
-from querygate.detect import acknowledge, get_alert, list_alerts
+from querygate.detect import acknowledge, add_action, get_alert, list_alerts
 from querygate.errors import BadParameters
 
 PAGE = 50
@@ -26,6 +29,11 @@ def routes(console: Console) -> list[Route]:
     async def people() -> dict[str, str]:
         async with gateway.query_pool.connection() as conn:
             return {u.id: u.email for u in await identity.list_users(conn)}
+
+    async def suspended(actor_id: str) -> bool:
+        async with gateway.query_pool.connection() as conn:
+            return any(u.id == actor_id and u.status == "suspended"
+                       for u in await identity.list_users(conn))
 
     async def listing(request: Request, viewer: Viewer, form: Form) -> Response:
         q = request.query_params
@@ -52,7 +60,8 @@ def routes(console: Console) -> list[Route]:
                                      "WHERE seq = ANY(%s) ORDER BY seq", (seqs,))
             events = [row(StoredEvent(r)) for r in await cur.fetchall()]
         return console.render("alert.html", viewer, status, a=stored, events=events,
-                              names=await people(), error=error, form=form)
+                              names=await people(), error=error, form=form,
+                              suspended=await suspended(stored.alert.actor_id))
 
     async def ack(request: Request, viewer: Viewer, form: Form) -> Response:
         note = (form.get("note") or "").strip()
@@ -62,9 +71,15 @@ def routes(console: Console) -> list[Route]:
         alert_id = request.path_params["id"][:64]
         async with gateway.audit_pool.connection() as conn:
             stored = await acknowledge(conn, alert_id, by=viewer.who.email, note=note)
+            # the API's reinstatement: only a person the detector suspended, never an offboarding
+            reinstated = form.get("reinstate") == "yes" and await reinstate(
+                gateway, stored.alert.actor_id)
+            if reinstated:
+                await add_action(conn, alert_id, f"reinstated by {viewer.who.email}")
         await console.record(request, viewer.who, "alerts.ack", {"alert": alert_id},
                              context={"alert": alert_id, "rule": stored.alert.rule,
-                                      "alert_actor": stored.alert.actor_id})
+                                      "alert_actor": stored.alert.actor_id,
+                                      "reinstated": str(reinstated).lower()})
         return await show(request, viewer, {})
 
     return [

@@ -110,3 +110,27 @@ async def test_an_access_request_is_approved_and_another_denied(
     again = await dave.post(f"/console/access/{second}/approve",
                             data={"csrf": csrf_of(page.text)})
     assert again.status_code == 409 and "Already decided" in again.text
+
+
+async def test_a_person_the_detector_suspended_is_reinstated_on_review(
+        as_user, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(demo.admin_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO querygate.users (id, email, kind, roles, status) VALUES "
+                     "('usr_console_susp', 'susp@example.com', 'person', '{support}', "
+                     "'suspended')")
+    async with await psycopg.AsyncConnection.connect(demo.admin_url, autocommit=True) as conn:
+        alert_id = await save_alert(conn, Alert(
+            "usr_console_susp", "volume", "high", "2026-03-02T10:00:00.000Z",
+            "susp read 900 customers", "console-test-2"), webhook=False)
+    assert alert_id is not None
+    carol = await as_user(demo.token("carol"))
+    page = await carol.get(f"/console/alerts/{alert_id}")
+    assert '<label for="reinstate">Reinstate susp@example.com' in page.text
+    done = await carol.post(f"/console/alerts/{alert_id}/ack", data={
+        "csrf": csrf_of(page.text), "note": "a data migration, ticket OPS-12", "reinstate": "yes"})
+    assert done.status_code == 200 and "reinstated by carol@example.com" in done.text
+    with psycopg.connect(demo.admin_url) as conn:
+        status = conn.execute("SELECT status FROM querygate.users WHERE id = "
+                              "'usr_console_susp'").fetchone()
+    assert status == ("active",)
+    assert last_event(demo, "querygate.alerts.ack")[2]["reinstated"] == "true"
