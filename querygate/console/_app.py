@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 from querygate.console import _alerts, _audit, _auth, _calls, _people
 from querygate.console._sessions import COOKIE
 from querygate.console._web import Console, SecurityHeaders
+from querygate.errors import NotFound
 from querygate.gateway import Gateway
 
 
@@ -31,7 +32,13 @@ def console_app(gateway: Gateway) -> Starlette:
     ]
     for module in (_auth, _calls, _audit, _alerts, _people):
         routes += module.routes(console)
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return console.render("error.html", None, 404, error=NotFound(
+            "there is no such page in the console; start again from its front page"))
+
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
+                    exception_handlers={404: not_found})
     app.state.console = console
     return app
 

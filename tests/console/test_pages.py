@@ -43,6 +43,9 @@ async def test_security_headers_on_pages_files_and_redirects(app_client: httpx.A
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "same-origin"
     assert (await app_client.get("/console/login")).headers["cache-control"] == "no-store"
+    missing = await app_client.get("/console/no-such-page")
+    assert missing.status_code == 404 and "no such page" in missing.text
+    assert missing.headers["x-frame-options"] == "DENY"
 
 
 async def test_sign_in_sets_an_httponly_samesite_cookie_and_is_audited(
