@@ -341,3 +341,23 @@ async def test_a_protected_parameter_is_not_shown_in_clear_on_the_audit_pages(
     listing = await carol.get("/console/audit", params={"user": "alice@example.com"})
     for shown in (detail.text, listing.text):
         assert CANARIES["email"] not in shown
+
+
+async def test_dates_and_timestamps_from_the_pickers_reach_the_gateway(
+        as_user, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    dave = await as_user(demo.token("dave"))
+    form = await dave.get("/console/functions/list_failed_payments")
+    assert 'type="datetime-local"' in form.text and "a date and time, UTC" in form.text
+    failed = await dave.post("/console/functions/list_failed_payments", data={
+        "csrf": csrf_of(form.text), "p.since": "2020-01-01T00:00", "reason": "BILL-1"})
+    assert failed.status_code == 200 and "Result" in failed.text
+    form = await dave.get("/console/functions/customers_created_between")
+    assert form.text.count('type="date"') == 2
+    made = await dave.post("/console/functions/customers_created_between", data={
+        "csrf": csrf_of(form.text), "p.from_date": "2020-01-01", "p.to_date": "2030-01-01"})
+    assert made.status_code == 200 and "<strong>" in made.text and "row" in made.text
+    with psycopg.connect(demo.admin_url) as conn:
+        params = conn.execute("SELECT parameters FROM querygate.audit_events WHERE "
+                              "function_name = 'list_failed_payments' ORDER BY seq DESC "
+                              "LIMIT 1").fetchone()
+    assert params is not None and str(params[0]["since"]).startswith("2020-01-01T00:00:00")
