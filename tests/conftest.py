@@ -8,6 +8,8 @@ same suite against an external server instead.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,15 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from querygate.demo._embedded import start_embedded, stop_embedded
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary folder of this run's own: pytest resets the permissions of its shared one at
+    every start, which locks the embedded server's user out of another run's data folder."""
+    if not config.option.basetemp:
+        base = tempfile.mkdtemp(prefix="querygate-tests-")
+        config.option.basetemp = base
+        config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 
 
 def with_db(url: str, dbname: str, user: str | None = None) -> str:
