@@ -19,10 +19,12 @@ PSQL = shutil.which("psql")
 
 
 def psql(front: Front, name: str, *commands: str, token: str | None = None,
-         extra: tuple[str, ...] = (), timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """The machine's psql, one -c per command, with the front door's DSN."""
+         extra: tuple[str, ...] = (), options: dict[str, str] | None = None,
+         timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """The machine's psql, one -c per command, with the front door's DSN (and ``options``)."""
     assert PSQL is not None, "psql is not installed (apt-get install postgresql-client)"
-    args = [PSQL, "-X", "-v", "ON_ERROR_STOP=0", *extra, front.dsn(name, token=token)]
+    args = [PSQL, "-X", "-v", "ON_ERROR_STOP=0", *extra,
+            front.dsn(name, token=token, **(options or {}))]
     for command in commands:
         args += ["-c", command]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

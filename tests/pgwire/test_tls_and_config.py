@@ -1,0 +1,131 @@
+"""TLS with a generated certificate, the ``postgres:`` settings, and ``querygate serve``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from querygate.errors import ProjectError
+from querygate.pgwire import PostgresConfig, postgres_config
+from querygate.project import load_project
+from tests.demo_env import Demo, running_server_process
+from tests.pgwire.conftest import Front, start_front, stop_front
+from tests.pgwire.helpers import events, last_seq, psql
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "server.crt", folder / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def tls_front(demo: Demo, certificate: tuple[Path, Path]) -> Iterator[Front]:
+    cert, key = certificate
+    made = start_front(demo, PostgresConfig("127.0.0.1", 0, cert, key))
+    yield made
+    stop_front(made)
+
+
+def test_tls_with_psycopg_and_psql(tls_front: Front, certificate: tuple[Path, Path]) -> None:
+    dsn = tls_front.dsn("alice").replace("sslmode=disable", "sslmode=verify-full") \
+        .replace("host=127.0.0.1", "host=localhost") + f" sslrootcert={certificate[0]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+        row = conn.execute("SELECT * FROM get_customer_by_id(%s)", (42,)).fetchone()
+        assert row is not None and row[4] == "****4242"
+    done = psql(tls_front, "alice", "\\conninfo", "SELECT * FROM get_customer_by_id(42)",
+                options={"sslmode": "require"})
+    assert done.returncode == 0, done.stderr
+    assert "SSL connection (protocol: TLSv1.3" in done.stdout and "Ada Canary" in done.stdout
+
+
+def test_tls_required_off_loopback(demo: Demo, certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    made = start_front(demo, PostgresConfig("0.0.0.0", 0, cert, key))
+    try:
+        with pytest.raises(psycopg.OperationalError, match="only over TLS"):
+            made.connect("alice").close()
+        dsn = made.dsn("alice").replace("sslmode=disable", "sslmode=require")
+        with psycopg.connect(dsn) as conn:
+            assert conn.pgconn.ssl_in_use
+    finally:
+        stop_front(made)
+
+
+def test_ssl_request_is_answered_n_on_loopback_without_tls(front: Front) -> None:
+    with socket.create_connection(("127.0.0.1", front.port)) as sock:
+        sock.sendall(struct.pack("!ii", 8, 80877103))
+        assert sock.recv(1) == b"N"
+    done = psql(front, "alice", "SELECT 1")  # sslmode=disable in the DSN; prefer also works
+    assert done.returncode == 0
+
+
+def _project_with(demo: Demo, tmp_path: Path, section: object) -> Path:
+    folder = tmp_path / "project"
+    shutil.copytree(demo.project_dir, folder)
+    config = yaml.safe_load((folder / "querygate.yaml").read_text())
+    config["postgres"] = section
+    (folder / "querygate.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"listen": "0.0.0.0:6432"}, "needs tls"),
+    ({"listen": "6432"}, "must be HOST:PORT"),
+    ({"listen": "127.0.0.1:6432", "tls": {"cert": "missing.crt", "key": "missing.key"}},
+     "cannot load the certificate"),
+    ({"listen": "127.0.0.1:6432", "max_connections": 0}, "positive number"),
+    ({"listen": "127.0.0.1:6432", "max_conections": 5}, "did you mean 'max_connections'"),
+])
+def test_postgres_settings_are_checked(demo: Demo, tmp_path: Path, section: object,
+                                       message: str) -> None:
+    folder = _project_with(demo, tmp_path, section)
+    with pytest.raises(ProjectError, match=message):
+        postgres_config(load_project(folder))
+
+
+def test_querygate_serve_runs_the_front_door(demo: Demo, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    folder = _project_with(demo, tmp_path, {"listen": f"127.0.0.1:{port}"})
+    before = last_seq(demo)
+    with running_server_process(folder):
+        dsn = (f"host=127.0.0.1 port={port} dbname=querygate user=alice@example.com "
+               f"password={demo.token('alice')} sslmode=disable")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT * FROM get_customer_by_id(%s)", (42,)).fetchone()
+    assert row is not None and row[1] == "Ada Canary"
+    (event,) = events(demo, "seq > %s AND function_name = 'get_customer_by_id'", before)
+    assert event["context"]["client"] == "postgres" and event["decision"] == "allowed"
