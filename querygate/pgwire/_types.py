@@ -12,7 +12,7 @@ import math
 import struct
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 BOOL, BYTEA, NAME, INT8, INT2, INT4, TEXT, OID = 16, 17, 19, 20, 21, 23, 25, 26
@@ -42,6 +42,7 @@ BINARY_OUT = {BOOL, BYTEA, NAME, INT8, INT2, INT4, TEXT, OID, JSON, FLOAT4, FLOA
 _EPOCH_DATE = dt.date(2000, 1, 1)
 _EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _MAX_ARRAY_ITEMS = 1000
+_SPACE = " \t\n\r\f\v"  # what PostgreSQL's array parser skips around elements
 
 
 class BadValue(ValueError):
@@ -100,13 +101,13 @@ def parse_array(text: str) -> list[str | None]:
         raise BadValue("is not an array literal ({...})")
     items: list[str | None] = []
     body, i = text[1:-1], 0
-    if not body.strip():
+    if not body.strip(_SPACE):
         return items
     while i <= len(body):
         if len(items) >= _MAX_ARRAY_ITEMS:
             raise BadValue(f"has more than {_MAX_ARRAY_ITEMS} elements")
         item, i, quoted = _array_item(body, i)
-        if item.startswith("{"):
+        if item.startswith("{") and not quoted:
             raise BadValue("has more than one dimension")
         items.append(None if not quoted and item.upper() == "NULL" else item)
         if i < len(body) and body[i] != ",":
@@ -116,7 +117,7 @@ def parse_array(text: str) -> list[str | None]:
 
 
 def _array_item(body: str, i: int) -> tuple[str, int, bool]:
-    while i < len(body) and body[i] == " ":
+    while i < len(body) and body[i] in _SPACE:
         i += 1
     if i < len(body) and body[i] == '"':
         out, i = [], i + 1
@@ -129,12 +130,12 @@ def _array_item(body: str, i: int) -> tuple[str, int, bool]:
         if i >= len(body):
             raise BadValue("has an unterminated quoted element")
         end = i + 1
-        while end < len(body) and body[end] == " ":
+        while end < len(body) and body[end] in _SPACE:
             end += 1
         return "".join(out), end, True
     end = body.find(",", i)
     end = len(body) if end < 0 else end
-    return body[i:end].strip(), end, False
+    return body[i:end].strip(_SPACE), end, False
 
 
 def _fixed(raw: bytes, size: int) -> bytes:
@@ -169,8 +170,13 @@ def _numeric_in(raw: bytes) -> str:
     if sign == 0xC000:
         return "NaN"
     digits = struct.unpack_from(f"!{ndigits}h", raw, 8)
-    value = sum(Decimal(d) * Decimal(10000) ** (weight - i) for i, d in enumerate(digits))
-    text = f"{value:.{dscale}f}" if dscale >= 0 else str(value)
+    if any(not 0 <= d < 10000 for d in digits) or not 0 <= dscale <= 16383:
+        raise BadValue("is not a valid binary numeric")
+    whole = int("".join(f"{d:04d}" for d in digits) or "0")
+    with localcontext(Context(prec=140_000)):
+        value = Decimal(whole).scaleb(4 * (weight - ndigits + 1)).quantize(
+            Decimal(1).scaleb(-dscale))
+    text = f"{value:f}"
     return "-" + text if sign == 0x4000 else text
 
 
@@ -280,7 +286,7 @@ def _array_element(value: object) -> str:
     text = _text(value)
     if isinstance(value, list):
         return text
-    if text == "" or text.upper() == "NULL" or any(c in text for c in '{},"\\ \t\n'):
+    if text == "" or text.upper() == "NULL" or any(c in '{},"\\' or c.isspace() for c in text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text
 
@@ -315,6 +321,8 @@ def _numeric_out(value: Any) -> bytes:
     assert isinstance(exponent, int)
     dscale = max(0, -exponent)
     text = "".join(map(str, digits))
+    if exponent < 0:
+        text = text.zfill(-exponent + 1)  # at least one digit before the point
     if exponent > 0:
         text += "0" * exponent
         exponent = 0
