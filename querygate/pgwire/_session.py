@@ -55,6 +55,7 @@ class Connection:
         self.failed = False  # extended protocol: skip to Sync after an error
         self.running: asyncio.Task[Any] | None = None
         runner.on_deallocate = self._deallocate
+        runner.client_gone = lambda: _hung_up(reader)
 
     # ---- I/O -------------------------------------------------------------------------------
 
@@ -352,6 +353,13 @@ class Connection:
             self.portals.clear()
         else:
             self.statements.pop(name, None)
+
+
+def _hung_up(reader: asyncio.StreamReader) -> bool:
+    """True once the client closed its end, even with bytes still unread (psql and psycopg send
+    Terminate before they close). ``at_eof`` alone waits for the buffer to drain; asyncio has no
+    public flag for an end already seen, so its reader's own is read."""
+    return reader.at_eof() or bool(getattr(reader, "_eof", False))
 
 
 def _count(cur: wire.Cursor) -> int:

@@ -27,6 +27,7 @@ from querygate.pgwire._codec import Field
 from querygate.results import CallResult
 
 SERVER_VERSION = "16.0 (querygate)"
+GONE_CHECK_S = 0.2
 REASON_SETTING = "querygate.reason"
 DEFAULTS = {"server_version": SERVER_VERSION, "server_version_num": "160000",
             "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
@@ -160,6 +161,7 @@ class Runner:
         self.client_addr, self.settings, self.pid = client_addr, settings, pid
         self.reason: str | None = None
         self.on_deallocate: Callable[[str | None], None] = lambda _name: None
+        self.client_gone: Callable[[], bool] = lambda: False  # the socket was closed by the client
 
     @property
     def application(self) -> str | None:
@@ -244,6 +246,10 @@ class Runner:
         if track is not None:
             track(task)
         try:
+            while not task.done():  # a client that hangs up has its query cancelled
+                await asyncio.wait({task}, timeout=GONE_CHECK_S)
+                if not task.done() and self.client_gone():
+                    task.cancel()
             return await task
         except QuerygateError as exc:
             raise err.from_querygate(exc) from None

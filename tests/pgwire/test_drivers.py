@@ -10,6 +10,7 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -224,3 +225,31 @@ def test_connection_limits_per_identity_and_in_total(demo: Demo) -> None:
         for conn in opened:
             conn.close()
         stop_front(limited)
+
+
+def test_a_client_that_hangs_up_has_its_query_cancelled(front: Front) -> None:
+    before = last_seq(front.demo)
+
+    def waiting(admin: psycopg.Connection[Any]) -> int:
+        row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND query LIKE '%customers%'").fetchone()
+        return int(row[0]) if row else 0
+
+    def within(seconds: float, done: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return done()
+
+    with psycopg.connect(front.demo.admin_url, autocommit=True) as admin, admin.transaction():
+        admin.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        conn = front.connect("alice")
+        conn.pgconn.send_query(b"SELECT * FROM get_customer_by_id(42)")
+        assert within(3, lambda: waiting(admin) == 1)  # the call waits on the lock
+        conn.close()  # and its client hangs up
+        # cancelled well before statement_timeout (5 s) would have ended it
+        assert within(2, lambda: waiting(admin) == 0)
+    assert within(5, lambda: bool(events(front.demo, "seq > %s AND error_code = 'client_closed'",
+                                         before)))
+    (gone,) = events(front.demo, "seq > %s AND function_name = 'get_customer_by_id'", before)
+    assert gone["actor_email"] == "alice@example.com" and gone["error_code"] == "client_closed"
