@@ -11,6 +11,7 @@ that cannot be read gets an error, never the real catalog.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from querygate.gateway import Gateway
 from querygate.identity import Identity
 from querygate.pgwire import _types as t
 from querygate.policy import ColumnSpec, Plan, Role, plan
@@ -43,10 +45,7 @@ class Rows:
 class GatewayView:
     """What the catalog needs from the gateway: functions, plans, schema, roles."""
 
-    def __init__(self, gateway: object, types: Mapping[str, tuple[int, ...]]) -> None:
-        from querygate.gateway import Gateway
-
-        assert isinstance(gateway, Gateway)
+    def __init__(self, gateway: Gateway, types: Mapping[str, tuple[int, ...]]) -> None:
         self.gateway = gateway
         self.types = types
 
@@ -89,8 +88,6 @@ class GatewayView:
 
 
 def _every_function(role: Role) -> Role:
-    import dataclasses
-
     return dataclasses.replace(role, functions=("*",))
 
 

@@ -267,6 +267,8 @@ class Connection:
             raise err.WireError(err.INVALID_PARAMETER, f"a parameter value {exc}") from None
         if any(f not in (0, 1) for f in result_formats):
             raise err.WireError(err.PROTOCOL_VIOLATION, "unknown result format code")
+        if portal not in self.portals and len(self.portals) >= MAX_PREPARED:
+            raise err.WireError(err.PROGRAM_LIMIT, f"more than {MAX_PREPARED} open portals")
         self.portals[portal] = Portal(prepared, params, result_formats)
         self.send(wire.BIND_COMPLETE)
 
