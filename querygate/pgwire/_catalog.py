@@ -174,7 +174,7 @@ def answer(view: GatewayView, who: Identity, database: str, text: str,
     tables = {x.name.lower() for x in tree.find_all(exp.Table)}
     records = _records(view, who, database, tables)
     records = [r for r in records if _passes(r, tree, params)]
-    names, getters = _outputs(select)
+    names, getters = _outputs(select, list(records[0]) if records else [])
     rows = [[get(r) for get in getters] for r in records]
     return Rows(names, _oids(rows, len(names)), rows)
 
@@ -195,11 +195,17 @@ def _outermost_select(tree: exp.Expression) -> exp.Select | None:
     return None
 
 
-def _outputs(select: exp.Select) -> tuple[list[str], list[Callable[[Record], object]]]:
+def _outputs(select: exp.Select, every: list[str]
+             ) -> tuple[list[str], list[Callable[[Record], object]]]:
+    """The statement's output columns, each with how to read it from a record; ``*`` and
+    ``t.*`` stand for every key of the records (``every``)."""
     names: list[str] = []
     getters: list[Callable[[Record], object]] = []
     for projection in select.expressions:
-        if isinstance(projection, exp.Star):
+        if isinstance(projection, exp.Star) or (isinstance(projection, exp.Column)
+                                                 and isinstance(projection.this, exp.Star)):
+            names += every
+            getters += [_lookup((key,)) for key in every]
             continue
         name = projection.alias_or_name or "?column?"
         inner = projection.unalias()

@@ -256,3 +256,21 @@ def test_a_client_that_hangs_up_has_its_query_cancelled(front: Front) -> None:
                                          before)))
     (gone,) = events(front.demo, "seq > %s AND function_name = 'get_customer_by_id'", before)
     assert gone["actor_email"] == "alice@example.com" and gone["error_code"] == "client_closed"
+
+
+def test_catalog_queries_with_bound_names_and_stars(front: Front) -> None:
+    """DBeaver's kind of catalog query: ``t.*`` and a bound name, answered from querygate."""
+    query = "SELECT db.oid, db.* FROM pg_catalog.pg_database db WHERE datname = %s"
+    with front.connect("alice") as conn:
+        cur = conn.execute(query, ("querygate",))
+        assert cur.description is not None
+        columns = [c.name for c in cur.description]
+        rows = cur.fetchall()
+        assert "datname" in columns and len(rows) == 1
+        assert rows[0][columns.index("datname")] == "querygate"
+        assert conn.execute(query, ("postgres",)).fetchall() == []  # not the real catalog
+        procs = conn.execute("SELECT proname FROM pg_catalog.pg_proc WHERE proname LIKE %s",
+                             ("get\\_%",)).fetchall()
+        assert sorted(procs) == [("get_customer_by_id",), ("get_order_by_id",), ("get_ticket",)]
+        with pytest.raises(pgerr.FeatureNotSupported):
+            conn.execute("SELECT FROM pg_catalog.pg_class WHERE (((")
