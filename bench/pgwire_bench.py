@@ -9,7 +9,8 @@ Run by hand, as root or a user who can run pgbouncer (Debian: `apt-get install -
 It starts an embedded PostgreSQL in a temporary folder, loads the demo data set, runs PgBouncer
 (transaction pooling, 20 server connections) and `querygate serve` with `postgres:` on as
 separate processes, and drives each target with asyncpg clients (one client process per run,
-prepared statements, binary results). It prints throughput and p50/p99 latency per target and
+prepared statements, binary results). The same gateway's HTTP API (httpx, keep-alive) runs
+beside them as the reference. It prints throughput and p50/p99 latency per target and
 concurrency, and the front door's memory with 10,000 idle connections open and after they go.
 """
 
@@ -55,6 +56,35 @@ async def main():
     out = []
     until = time.perf_counter() + duration
     await asyncio.gather(*(worker(kw, sql, until, out) for _ in range(concurrency)))
+    out.sort()
+    print(json.dumps({"calls": len(out), "p50": out[len(out) // 2],
+                      "p99": out[int(len(out) * 0.99)], "duration": duration}))
+
+asyncio.run(main())
+'''
+
+
+HTTP_CLIENT = r'''
+import asyncio, json, sys, time
+import httpx
+
+async def worker(client, url, token, until, out):
+    i = 0
+    while time.perf_counter() < until:
+        start = time.perf_counter()
+        r = await client.post(url, json={"params": {"customer_id": 1 + i % 400}},
+                              headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and len(r.json()["rows"]) == 1
+        out.append(time.perf_counter() - start)
+        i += 1
+
+async def main():
+    url, token, concurrency, duration = json.loads(sys.argv[1])
+    out = []
+    until = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        await asyncio.gather(*(worker(client, url, token, until, out) for _ in range(concurrency)))
     out.sort()
     print(json.dumps({"calls": len(out), "p50": out[len(out) // 2],
                       "p99": out[int(len(out) * 0.99)], "duration": duration}))
@@ -112,8 +142,11 @@ pidfile = {folder / "pgbouncer.pid"}
     return proc
 
 
-def run_client(kw: dict[str, object], sql: str, concurrency: int, duration: float) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", CLIENT,
+def run_client(kw: dict[str, object] | str, sql: str, concurrency: int,
+               duration: float) -> dict[str, float]:
+    """One client process: asyncpg on ``kw``, or httpx on the URL ``kw`` with token ``sql``."""
+    script = HTTP_CLIENT if isinstance(kw, str) else CLIENT
+    done = subprocess.run([sys.executable, "-c", script,
                            json.dumps([kw, sql, concurrency, duration])],
                           capture_output=True, text=True, check=True, timeout=duration + 60)
     return dict(json.loads(done.stdout))
@@ -182,9 +215,13 @@ def main() -> None:
         call = "SELECT * FROM get_customer_by_id($1)"
         print(f"{'target':<28}{'conc':>5}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
         for concurrency in (1, 16):
-            for name, kw, sql in (("direct PostgreSQL", direct, lookup),
-                                  ("PgBouncer (transaction)", bouncer, lookup),
-                                  ("querygate front door", front, call)):
+            targets: list[tuple[str, dict[str, object] | str, str]] = [
+                ("direct PostgreSQL", direct, lookup),
+                ("PgBouncer (transaction)", bouncer, lookup),
+                ("querygate front door", front, call),
+                ("querygate HTTP API", f"http://127.0.0.1:{http_port}/v1/call/"
+                 "get_customer_by_id", tokens["dave@example.com"])]
+            for name, kw, sql in targets:
                 r = run_client(kw, sql, concurrency, args.duration)
                 print(f"{name:<28}{concurrency:>5}{r['calls'] / r['duration']:>10.0f}"
                       f"{r['p50'] * 1000:>9.2f}{r['p99'] * 1000:>9.2f}", flush=True)
