@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from querygate.adhoc import ADHOC_ROLE, MASKED_SCHEMA, masked_views
 from querygate.analysis import CatalogAnalysis
 from querygate.audit import CheckpointConfig
 from querygate.detect import load_settings as detect_settings
@@ -105,7 +106,36 @@ def report(project: Project, analysis: CatalogAnalysis,
         "ones; run `querygate check --lock` to approve the schema as it is"]
     ordered = sorted(config, key=lambda p: (p.line is None, p.line or 0))
     return {"functions": functions, "decisions": decisions, "refused": refused, "notes": notes,
-            "problems": [_problem(p) for p in ordered]}
+            "problems": [_problem(p) for p in ordered], "adhoc": _adhoc(project, analysis)}
+
+
+def _adhoc(project: Project, analysis: CatalogAnalysis) -> dict[str, Any]:
+    """What ad-hoc SQL may read: the masked views the gateway keeps, and the role's grants."""
+    roles = [r for r in project.roles.values() if r.options.get("adhoc") is True]
+    views = masked_views(analysis.schema, analysis.classification, roles) if roles else []
+    return {
+        "roles": [r.name for r in roles],
+        "database_role": ADHOC_ROLE,
+        "functions": list(project.raw.get("adhoc_functions") or []),
+        "grants": [f"GRANT SELECT ON {MASKED_SCHEMA}.\"{v.name}\" TO {ADHOC_ROLE}"
+                   for v in views],
+        "views": {v.name: [c if d == "allow" else f"{c}#{d}" for c, d in v.forms]
+                  for v in views},
+    }
+
+
+def _render_adhoc(adhoc: Mapping[str, Any]) -> list[str]:
+    if not adhoc.get("roles"):
+        return []
+    out = [f"ad-hoc SQL (roles {', '.join(adhoc['roles'])}) runs as {adhoc['database_role']}, "
+           f"which may read only these masked views in {MASKED_SCHEMA}:"]
+    for table, forms in adhoc["views"].items():
+        masked = [f for f in forms if "#" in f]
+        out.append(f"  {table:<30} {len(forms)} column(s); masked: {', '.join(masked) or '-'}")
+    if adhoc.get("functions"):
+        out.append(f"  functions beyond the built-in allowlist: {', '.join(adhoc['functions'])}")
+    out.append("")
+    return out
 
 
 def has_errors(result: Mapping[str, Any]) -> bool:
@@ -135,6 +165,7 @@ def render(result: Mapping[str, Any]) -> str:
         out.append("")
     for note in result.get("notes", []):
         out.append(f"NOTE: {note}")
+    out += _render_adhoc(result.get("adhoc") or {})
     out.append("decisions (role × function × column; columns in clear are not listed)")
     for role, functions in result["decisions"].items():
         out.append(f"  {role}:")

@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from querygate import audit, execute, identity
-from querygate.adhoc import ADHOC_FUNCTION, prepare_adhoc
+from querygate import adhoc, audit, execute, identity
+from querygate.adhoc import ADHOC_FUNCTION, AdhocSetting, prepare_adhoc
 from querygate.analysis import AnalysedFunction, CatalogAnalysis, analyse_catalog
 from querygate.audit._writer import GroupWriter
 from querygate.errors import (
@@ -63,6 +63,32 @@ def _derive(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
 
 
+async def _adhoc_setting(conn: psycopg.AsyncConnection[Any], project: Project,
+                         analysis: CatalogAnalysis) -> AdhocSetting:
+    """The allowlist and the masked sources, refreshed in the database when the project's
+    tags or ad-hoc roles changed; without ad-hoc roles, nothing is touched."""
+    roles = [r for r in project.roles.values() if r.options.get("adhoc") is True]
+    allow = adhoc.allowlist(project.raw.get("adhoc_functions") or [])
+    if not roles:
+        return AdhocSetting(analysis.schema, analysis.classification, allow, None,
+                            "no role of this project has adhoc: true")
+    allow, dropped = await allow.verified(conn)
+    for problem in dropped:
+        log.warning("%s; it is not allowed in ad-hoc SQL", problem)
+    views = adhoc.masked_views(analysis.schema, analysis.classification, roles)
+    try:
+        readable = await adhoc.readable_tables(conn, analysis.schema)
+        await adhoc.sync(conn, views, _derive(project.secret_key, "mask.hash"), readable,
+                         _derive(project.secret_key, "match"))
+    except adhoc.NotPrepared as exc:
+        why = f"{exc}: run `querygate setup --admin-url URL` once to prepare ad-hoc SQL"
+        log.warning("ad-hoc SQL is off: %s", why)
+        return AdhocSetting(analysis.schema, analysis.classification, allow, None, why)
+    sources = adhoc.MaskedSources({v.name: v for v in views if v.name in readable},
+                                  _derive(project.secret_key, "match"))
+    return AdhocSetting(analysis.schema, analysis.classification, allow, sources)
+
+
 class Gateway:
     """One project served against one database, with its two pools."""
 
@@ -71,12 +97,16 @@ class Gateway:
                  *, guards: list[Guard] | None = None,
                  authenticator: identity.Authenticator | None = None,
                  policy_version: str | None = None,
-                 checks_pool: AsyncConnectionPool[Any] | None = None) -> None:
+                 checks_pool: AsyncConnectionPool[Any] | None = None,
+                 adhoc_setting: AdhocSetting | None = None) -> None:
         self.project = project
         self.functions: Mapping[str, AnalysedFunction] = analysis.functions
         self.schema = analysis.schema
         self.classification = analysis.classification
         self.origins = analysis.origins
+        self.adhoc = adhoc_setting or AdhocSetting(
+            analysis.schema, analysis.classification, adhoc.allowlist(()), None,
+            "ad-hoc SQL was not prepared when this gateway opened")
         self.query_pool = query_pool
         self.audit_pool = audit_pool
         self.guards = guards or []
@@ -109,6 +139,8 @@ class Gateway:
                 analysis = await analyse_catalog(conn, project.catalog, project.classification,
                                                  project.root)
             _refuse_broken(project, analysis)
+            async with queries.connection() as conn:
+                adhoc_setting = await _adhoc_setting(conn, project, analysis)
             async with audits.connection() as conn:
                 version = await audit.record_policy_version(conn, project)
         except BaseException:
@@ -121,7 +153,7 @@ class Gateway:
             await guard.open()
         gateway = cls(project, analysis, queries, audits, guards=guards,
                       authenticator=identity.build_authenticator(project), policy_version=version,
-                      checks_pool=checks)
+                      checks_pool=checks, adhoc_setting=adhoc_setting)
         gateway.writer.start()
         return gateway
 
@@ -237,18 +269,18 @@ class Gateway:
                 event.parameters = {"sql": text if isinstance(text, str) else None}
                 why = checked_reason(reason)
                 event.reason = why
-                analysed, plan_ = prepare_adhoc(self, who, text)
+                statement = prepare_adhoc(self.adhoc, who, dict(self.project.roles), text)
             except QuerygateError as exc:
                 await self._record_failure(event, exc, lease)
                 raise
-            context = CallContext(who, analysed, plan_, {}, why, client_addr,
+            context = CallContext(who, statement.analysed, statement.plan, {}, why, client_addr,
                                   notes=dict(event.notes))
             event.notes = context.notes
             rows = Collected()
             outcome = await self._run(event, context,
-                                      self._fetch_all(context, lease, prepare=True), rows,
+                                      self._fetch_adhoc(context, statement.sql, lease), rows,
                                       adhoc=True, lease=lease)
-        return CallResult(outcome.columns, rows.rows, plan_.fields, outcome.truncated,
+        return CallResult(outcome.columns, rows.rows, statement.plan.fields, outcome.truncated,
                           outcome.receipt)
 
     def _draft(self, who: Identity | None, function: str, client_addr: str | None, client: str,
@@ -281,13 +313,24 @@ class Gateway:
         return context, event
 
     async def _fetch_all(self, context: CallContext, lease: execute.Lease,
-                         prepare: bool | None = None) -> AsyncIterator[execute.Result]:
+                         ) -> AsyncIterator[execute.Result]:
         """The call's query on its leased connection, which goes back to the pool once read."""
         try:
             result = await execute.run(await lease.connection(),
                                        context.function.function.exec_sql, dict(context.values),
-                                       max_rows=self.project.settings.max_rows, prepare=prepare,
+                                       max_rows=self.project.settings.max_rows,
                                        label=identity.query_label(context.identity))
+        finally:
+            await lease.release()
+        yield result
+
+    async def _fetch_adhoc(self, context: CallContext, sql: str, lease: execute.Lease,
+                           ) -> AsyncIterator[execute.Result]:
+        """A rewritten ad-hoc statement, as the ad-hoc role, in a transaction of its own."""
+        try:
+            result = await adhoc.run_adhoc(await lease.connection(), sql,
+                                           max_rows=self.project.settings.max_rows,
+                                           label=identity.query_label(context.identity))
         finally:
             await lease.release()
         yield result
@@ -305,10 +348,12 @@ class Gateway:
                 await guard.before_run(context)
             async for result in chunks:
                 if columns is None:
-                    self._check_origins(analysed, result)
+                    if not adhoc:  # ad-hoc rows come from masked sources, not the tables
+                        self._check_origins(analysed, result)
                     columns = result.columns
                 add_subjects(found, plan_, result.rows)
-                sink.write(plan_.masked(result.rows, self._mask_key))
+                sink.write(plan_.shown(result.rows) if adhoc
+                           else plan_.masked(result.rows, self._mask_key))
                 count, truncated = count + len(result.rows), result.truncated
             subjects = with_parameters(found, analysed, context.values, count)
             for guard in self.guards:

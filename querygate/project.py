@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from querygate.settings import Settings, load_settings
 
 CONFIG_NAME = "querygate.yaml"
 SECTIONS = ("database", "audit", "secret_key", "settings", "classification", "roles", "identity",
-            "limits", "detect", "alerts", "checkpoints", "purpose", "postgres")
+            "limits", "detect", "alerts", "checkpoints", "purpose", "adhoc_functions",
+            "exposure", "postgres")
 ROLE_KEYS = ("functions", "fields", "adhoc", "requires_reason", "purpose", "limits", "approvers",
              "break_glass", "description")
 GUARDED = ("purpose", "limits", "detect", "alerts")  # read by serve's guards and detector
@@ -153,6 +155,7 @@ def load_project(root: Path) -> Project:
                 if name == "detect" else ""
             raise ProjectError(f"{name}: must be a mapping of settings, not {raw[name]!r}{hint}",
                                path=where, line=line_of(raw, name))
+    _adhoc_functions(raw, where)
     catalog = load_catalog(root / "queries")
     classification = _classification(raw.get("classification") or {}, where)
     roles = _roles(raw.get("roles") or {}, where, catalog, classification)
@@ -182,6 +185,24 @@ def load_project(root: Path) -> Project:
         settings=load_settings(raw.get("settings"), path=where),
         raw=raw,
     )
+
+
+_FUNCTION_NAME = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?")
+
+
+def _adhoc_functions(raw: Mapping[str, Any], where: str) -> None:
+    """``adhoc_functions``: names ad-hoc SQL may call beyond the built-in allowlist."""
+    names = raw.get("adhoc_functions")
+    if names is None:
+        return
+    if not isinstance(names, list):
+        raise ProjectError("adhoc_functions: must be a list of function names (name or "
+                           "schema.name)", path=where, line=line_of(raw, "adhoc_functions"))
+    for name in names:
+        if not isinstance(name, str) or not _FUNCTION_NAME.fullmatch(name):
+            raise ProjectError(f"adhoc_functions: {name!r} is not a function name (lower-case "
+                               "name or schema.name)", path=where,
+                               line=line_of(raw, "adhoc_functions"))
 
 
 def _classification(raw: Mapping[str, Any], where: str) -> Classification:

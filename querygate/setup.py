@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from querygate.adhoc import ADHOC_ROLE, MASKED_SCHEMA
 from querygate.audit import _content as content
 
 OWNER_ROLE = "querygate_owner"
@@ -88,11 +89,36 @@ def setup_database(
             if part == "audit":  # the constraint's SQL is generated with the verifier's
                 done += content.install(conn)
         conn.execute("RESET ROLE")
+        done += _prepare_adhoc(conn, gateway_role, read_schemas)
         done += _grant(conn, gateway_role, auditor_role, parts, read_schemas)
     if "audit" in parts:  # after the commit above: its own transaction, appends go on meanwhile
         with psycopg.connect(admin_url) as conn:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(OWNER_ROLE)))
             done += content.validate(conn)
+    return done
+
+
+def _prepare_adhoc(conn: psycopg.Connection[object], gateway_role: str,
+                   read_schemas: tuple[str, ...]) -> list[str]:
+    """The role ad-hoc SQL runs as, which may read nothing but the masked views the gateway
+    keeps in schema querygate_masked (it creates them at start from the project's tags)."""
+    done: list[str] = []
+    _ensure_role(conn, ADHOC_ROLE, login=False, done=done)
+    gateway, role = sql.Identifier(gateway_role), sql.Identifier(ADHOC_ROLE)
+    statements = [
+        sql.SQL("GRANT {} TO {}").format(role, gateway),
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+            sql.Identifier(MASKED_SCHEMA), gateway),
+        sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(MASKED_SCHEMA), gateway),
+        sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(MASKED_SCHEMA)),
+        sql.SQL("REVOKE ALL ON SCHEMA querygate FROM {}").format(role),
+    ]
+    for schema in read_schemas:
+        statements.append(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(
+            sql.Identifier(schema), role))
+    for statement in statements:
+        conn.execute(statement)
+        done.append(statement.as_string(conn))
     return done
 
 

@@ -190,9 +190,14 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
+    from querygate.mcp import McpEndpoint  # the MCP SDK takes ~1 s to import: only when serving
+
+    mcp = McpEndpoint(gateway)  # POST /mcp; its session manager runs for the app's lifespan
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with mcp.running():
+            yield
         if lifespan_close:
             await gateway.close()
 
@@ -203,6 +208,7 @@ def create_app(gateway: Gateway, *, lifespan_close: bool = True) -> Starlette:
         Route("/v1/functions", handle_errors(functions), methods=["GET"]),
         Route("/openapi.json", handle_errors(openapi_json), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *mcp.routes(),
     ]
     for module in modules("querygate.api", "_routes_"):
         routes += module.routes(gateway)

@@ -16,7 +16,8 @@ def banner(project_dir: Path, host: str, port: int, tokens: dict[str, str], *,
            postgres: PostgresConfig | None = None) -> list[str]:
     url = f"http://{host}:{port}"
     alice, carol = tokens["alice@example.com"], tokens["carol@example.com"]
-    lines = ["", f"project: {project_dir}", "", "demo users (tokens are new each run):"]
+    lines = ["", f"console: {url}/console/  (sign in with a token below)",
+             "", f"project: {project_dir}", "", "demo users (tokens are new each run):"]
     for email, roles in DEMO_USERS.items():
         lines.append(f"  {email:<20} {', '.join(roles):<11} {tokens[email]}")
     lines += [

@@ -14,6 +14,7 @@ from querygate.lineage._model import (
     Relation,
     Schema,
 )
+from querygate.lineage._parse import parse_query
 
 __all__ = [
     "Analysis",
@@ -24,4 +25,5 @@ __all__ = [
     "Schema",
     "analyze",
     "load_schema",
+    "parse_query",
 ]

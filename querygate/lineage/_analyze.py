@@ -37,20 +37,21 @@ _NOTABLE_FUNCTIONS = frozenset(
 )
 
 
-def analyze(sql: str, schema: Schema) -> Analysis:
+def analyze(sql: str, schema: Schema, parsed: exp.Expr | None = None) -> Analysis:
     """Trace every output column, filter and parameter of one read-only query to base columns.
 
+    ``parsed``: ``parse_query(sql)`` when the caller has it already (it is changed in place).
     Raises LineageError when the SQL does not parse, is not a single read-only query, or
     names an unknown table or column.
     """
     try:
-        return _analyze(sql, schema)
+        return _analyze(sql, schema, parsed)
     except RecursionError:
         raise LineageError("query is nested too deeply to analyse") from None
 
 
-def _analyze(sql: str, schema: Schema) -> Analysis:
-    statement = parse_query(sql)
+def _analyze(sql: str, schema: Schema, parsed: exp.Expr | None) -> Analysis:
+    statement = parse_query(sql) if parsed is None else parsed
     notes = list(_notable_calls(statement))
     tracer = Session(schema).tracer(statement, sql)
     ensure_expanded(tracer.root.expression)

@@ -8,7 +8,7 @@ import psycopg
 
 from querygate.lineage._model import Column, Relation, Schema
 
-_HIDDEN = ["pg_catalog", "information_schema", "pg_toast", "querygate"]
+_HIDDEN = ["pg_catalog", "information_schema", "pg_toast", "querygate", "querygate_masked"]
 
 _RELATIONS = """
 SELECT c.oid, n.nspname, c.relname,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import sqlglot
@@ -14,6 +15,17 @@ from querygate.lineage._model import LineageError, Relation, Schema
 from querygate.lineage._names import output_name
 
 DIALECT = "postgres"
+
+
+class _NoStatementText(logging.Filter):
+    """sqlglot's parser warnings quote the SQL they parse, which may be a caller's statement
+    with its literals: they never reach querygate's logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+logging.getLogger("sqlglot").addFilter(_NoStatementText())
 
 _QUERIES = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
 _WRITES = (

@@ -16,8 +16,15 @@ from querygate.policy._decisions import (
     most_restrictive,
 )
 from querygate.policy._masks import MASKS as MASK_FUNCTIONS
-from querygate.policy._model import Classification, Role, TableClass
-from querygate.policy._plan import ColumnPlan, ColumnSpec, Plan, classify_columns, plan
+from querygate.policy._model import UNCLASSIFIED, Classification, Role, TableClass
+from querygate.policy._plan import (
+    ColumnPlan,
+    ColumnSpec,
+    Plan,
+    classify_columns,
+    column_verdict,
+    plan,
+)
 
 __all__ = [
     "DECISIONS",
@@ -25,6 +32,7 @@ __all__ = [
     "MASKS",
     "MASK_FUNCTIONS",
     "ORDER",
+    "UNCLASSIFIED",
     "Classification",
     "ColumnPlan",
     "ColumnSpec",
@@ -33,6 +41,7 @@ __all__ = [
     "TableClass",
     "Verdict",
     "classify_columns",
+    "column_verdict",
     "may_filter",
     "most_permissive",
     "most_restrictive",

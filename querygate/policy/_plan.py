@@ -92,6 +92,14 @@ class Plan:
     def visible(self) -> list[int]:
         return list(self._visible)
 
+    def shown(self, rows: Sequence[Sequence[object]]) -> list[tuple[object, ...]]:
+        """Omitted columns dropped, nothing masked: for rows whose values were masked at their
+        source, inside the statement (ad-hoc SQL)."""
+        if len(self._visible) == len(self.columns):
+            return list(map(tuple, rows))
+        keep = self._visible
+        return [tuple(row[i] for i in keep) for row in rows]
+
     def apply(self, rows: Sequence[Sequence[object]], key: bytes) -> list[list[object]]:
         """Mask and omit: the rows as lists."""
         return [list(row) for row in self.masked(rows, key)]
@@ -131,13 +139,23 @@ def _combine(verdicts: list[Verdict]) -> Verdict:
     return next(v for v in verdicts if v.decision == best)
 
 
+def column_verdict(roles: Sequence[Role], tags: tuple[str, ...]) -> Verdict:
+    """What holders of ``roles`` get from one column with ``tags`` (``roles`` not empty)."""
+    return _combine([_role_verdict(r, tags) for r in roles])
+
+
 def plan(
     function: str,
     columns: Sequence[ColumnSpec],
     filters: Mapping[str, tuple[str, ...]],
     roles: Sequence[Role],
+    *,
+    masked_at_source: bool = False,
 ) -> Plan:
-    """The plan for a caller holding ``roles`` (roles that do not grant it are ignored)."""
+    """The plan for a caller holding ``roles`` (roles that do not grant it are ignored).
+
+    ``masked_at_source``: the statement reads every protected column already masked (ad-hoc
+    SQL), so filtering on a masked column probes only the mask; only ``deny`` refuses."""
     granting = [(r, p) for r in roles if (p := r.grants(function)) is not None]
     if not granting:
         names = ", ".join(r.name for r in roles) or "none"
@@ -147,12 +165,13 @@ def plan(
     planned = tuple(
         ColumnPlan(c, _combine([_role_verdict(r, c.tags) for r in active])) for c in columns
     )
-    refusal = _refusal(planned, filters, active)
+    refusal = _refusal(planned, filters, active, masked_at_source)
     return Plan(function, tuple(f"{r.name}: {p}" for r, p in granting), planned, refusal)
 
 
 def _refusal(
-    columns: tuple[ColumnPlan, ...], filters: Mapping[str, tuple[str, ...]], roles: list[Role]
+    columns: tuple[ColumnPlan, ...], filters: Mapping[str, tuple[str, ...]], roles: list[Role],
+    masked_at_source: bool,
 ) -> Verdict | None:
     for column in columns:
         if column.verdict.decision == "deny":
@@ -164,7 +183,10 @@ def _refusal(
             )
     for source, tags in sorted(filters.items()):
         verdict = _combine([_role_verdict(r, tags) for r in roles])
-        if not may_filter(verdict.decision):
+        if masked_at_source and verdict.decision == "deny":
+            return Verdict("deny", verdict.rule, f"the statement reads {source}, which your "
+                           "roles may not read")
+        if not masked_at_source and not may_filter(verdict.decision):
             return Verdict(
                 "deny",
                 f"filter on {verdict.reason.split(' ')[0]} needs allow or match",

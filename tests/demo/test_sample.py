@@ -334,7 +334,8 @@ def project() -> dict[str, Any]:
 def test_project_settings() -> None:
     settings = project()
     assert settings["database"] == {"url": "$env:QUERYGATE_DATABASE_URL"}
-    assert settings["audit"] == {"url": None}
+    assert settings["audit"] == {"url": None, "readers": ["compliance", "admin"]}
+    assert settings["identity"] == {"admins": ["admin"]}  # who revokes and offboards (console)
     assert settings["secret_key"] == "$env:QUERYGATE_SECRET_KEY"
 
 

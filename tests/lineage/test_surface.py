@@ -16,6 +16,7 @@ def test_public_names() -> None:
         "Schema",
         "analyze",
         "load_schema",
+        "parse_query",
     ]
     for name in lineage.__all__:
         assert getattr(lineage, name).__module__.startswith("querygate.lineage")

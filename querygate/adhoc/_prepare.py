@@ -1,0 +1,114 @@
+"""Preparing one ad-hoc statement: checked, analysed, planned, and rewritten onto masked sources.
+
+Only roles with ``adhoc: true`` may send it. The text must be one read-only query with no
+parameters and no block comments. Its functions must be on the allowlist, its relations the
+project's tables and views. Lineage still decides each output column's ``fields`` entry and
+the data subjects; the values themselves are masked at the source (``_masked``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from querygate.adhoc._allow import Allowlist
+from querygate.adhoc._masked import MaskedSources
+from querygate.adhoc._rewrite import rewrite
+from querygate.analysis import AnalysedFunction, analysed_function
+from querygate.catalog import Function, placeholders
+from querygate.errors import BadParameters, PolicyDenied
+from querygate.identity import Identity
+from querygate.lineage import LineageError, Schema, analyze, parse_query
+from querygate.policy import Classification, Plan, Role, plan
+
+ADHOC_FUNCTION = "adhoc_sql"
+MAX_SQL_CHARS = 20_000
+MAX_NODES = 20_000  # sqlglot nodes in one statement: the analysis stays in milliseconds
+_POSITIONAL = re.compile(r"\$[0-9]")
+
+
+def _validated(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadParameters("sql must be a non-empty string", parameter="sql")
+    if len(text) > MAX_SQL_CHARS or "\x00" in text:
+        raise BadParameters(f"sql must be at most {MAX_SQL_CHARS} characters of text",
+                            parameter="sql")
+    if "/*" in text:
+        raise BadParameters("block comments are not accepted in ad-hoc SQL", parameter="sql")
+    try:
+        named = placeholders(text)
+    except ValueError:
+        raise BadParameters("the SQL does not tokenize", parameter="sql") from None
+    if named or _POSITIONAL.search(text):
+        raise BadParameters("ad-hoc SQL takes no parameters; write a named function for that",
+                            parameter="sql")
+    return text.strip().rstrip(";").rstrip()
+
+
+@dataclass(frozen=True)
+class AdhocSetting:
+    """What the gateway knows for ad-hoc SQL: the live schema, tags, allowlist, sources."""
+
+    schema: Schema
+    classification: Classification
+    allowlist: Allowlist
+    sources: MaskedSources | None  # None: the database is not prepared (``unprepared`` says why)
+    unprepared: str | None = None
+
+
+@dataclass(frozen=True)
+class AdhocStatement:
+    analysed: AnalysedFunction
+    plan: Plan
+    sql: str  # the rewritten statement PostgreSQL runs
+
+
+def adhoc_roles(who: Identity, roles: dict[str, Role]) -> list[Role]:
+    return [roles[r] for r in who.roles
+            if r in roles and roles[r].options.get("adhoc") is True]
+
+
+def prepare_adhoc(setting: AdhocSetting, who: Identity, roles: dict[str, Role],
+                  text: object) -> AdhocStatement:
+    """The checked, planned and rewritten statement, or the reason it is refused."""
+    granted = adhoc_roles(who, roles)
+    if not granted:
+        raise PolicyDenied("adhoc not granted", "none of your roles has adhoc: true")
+    sql = _validated(text)
+    try:
+        statement = parse_query(sql)
+        if sum(1 for _ in statement.walk()) > MAX_NODES:
+            raise BadParameters("the statement is too large to analyse", parameter="sql")
+        setting.allowlist.check(statement)
+        analysis = analyze(sql, setting.schema, statement.copy())
+    except LineageError as exc:
+        raise BadParameters(f"the SQL cannot be analysed: {exc.message}", parameter="sql") from None
+    except RecursionError:
+        raise BadParameters("the statement is nested too deeply", parameter="sql") from None
+    function = Function(ADHOC_FUNCTION, "", (), sql, sql.replace("%", "%%"), "<adhoc>", 1)
+    analysed = analysed_function(function, analysis, [c.name for c in analysis.columns],
+                                 setting.schema, setting.classification)
+    decided = plan(ADHOC_FUNCTION, analysed.columns, dict(analysed.filters),
+                   [dataclasses.replace(r, functions=("*",)) for r in granted],
+                   masked_at_source=True)
+    decided.ensure_allowed()
+    return AdhocStatement(analysed, decided, _rewritten(setting, statement, granted))
+
+
+def _rewritten(setting: AdhocSetting, statement: exp.Expr, granted: Sequence[Role]) -> str:
+    sources = setting.sources
+    if sources is None:
+        raise PolicyDenied("adhoc: database not prepared", setting.unprepared or "")
+    try:
+        done = rewrite(
+            statement, setting.schema,
+            lambda r, m: sources.relation_for(r, setting.classification, granted, m),
+            setting.allowlist,
+            lambda r, c: sources.matchable(r, c, setting.classification, granted))
+    except LineageError as exc:
+        raise BadParameters(f"a view cannot be analysed: {exc.message}", parameter="sql") from None
+    return done.sql(dialect="postgres", normalize_functions=False, copy=False)
