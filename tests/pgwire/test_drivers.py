@@ -274,3 +274,26 @@ def test_catalog_queries_with_bound_names_and_stars(front: Front) -> None:
         assert sorted(procs) == [("get_customer_by_id",), ("get_order_by_id",), ("get_ticket",)]
         with pytest.raises(pgerr.FeatureNotSupported):
             conn.execute("SELECT FROM pg_catalog.pg_class WHERE (((")
+
+
+def test_asyncpg_prepares_ad_hoc_sql_and_each_run_is_audited(front: Front) -> None:
+    """asyncpg describes a statement before it binds it: ad-hoc SQL runs at that point, and
+    the first execution takes that result; every execution has its own event."""
+    before = last_seq(front.demo)
+
+    async def go() -> list[object]:
+        conn = await asyncpg.connect(host="127.0.0.1", port=front.port, ssl=False,
+                                     user="carol@example.com", password=front.demo.token("carol"),
+                                     database="querygate")
+        try:
+            statement = await conn.prepare("SELECT id, ssn, iban FROM customers WHERE id = 42")
+            return [await statement.fetchrow(), await statement.fetchrow()]
+        finally:
+            await conn.close()
+
+    first, second = asyncio.run(go())
+    assert first == second and first is not None
+    assert first["ssn"].startswith("h:") and first["iban"] == "****4242"  # type: ignore[index]
+    runs = events(front.demo, "seq > %s AND actor_email = 'carol@example.com'", before)
+    assert [e["decision"] for e in runs] == ["allowed", "allowed"]
+    assert all(e["context"]["client"] == "postgres" for e in runs)
