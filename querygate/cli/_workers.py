@@ -45,7 +45,11 @@ async def serve_project(project: Project, host: str, port: int, *, banner: list[
     gateway = await Gateway.open(project)
     pg_server = PgServer(gateway, postgres) if postgres is not None else None
     if pg_server is not None:
-        await pg_server.start(reuse_port=sock is not None)  # workers share the port
+        try:
+            await pg_server.start(reuse_port=sock is not None)  # workers share the port
+        except BaseException:
+            await gateway.close()
+            raise
     config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning",
                             access_log=False, loop="none", lifespan="on")
     server = uvicorn.Server(config)

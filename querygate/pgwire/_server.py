@@ -16,7 +16,7 @@ import ssl
 from collections import Counter
 from typing import Any
 
-from querygate.errors import NotAuthenticated, QuerygateError
+from querygate.errors import NotAuthenticated, ProjectError, QuerygateError
 from querygate.gateway import Gateway
 from querygate.identity import Identity
 from querygate.pgwire import _codec as wire
@@ -80,8 +80,13 @@ class PgServer:
     async def start(self, *, reuse_port: bool = False) -> None:
         """Listen; ``reuse_port`` lets several worker processes share the port."""
         self.view = GatewayView(self.gateway, await describe_types(self.gateway))
-        self.server = await asyncio.start_server(self._accept, self.config.host, self.config.port,
-                                                 backlog=1024, reuse_port=reuse_port or None)
+        try:
+            self.server = await asyncio.start_server(self._accept, self.config.host,
+                                                     self.config.port, backlog=1024,
+                                                     reuse_port=reuse_port or None)
+        except OSError as exc:
+            raise ProjectError(f"postgres.listen: cannot listen on {self.config.host}:"
+                               f"{self.config.port}: {exc.strerror or exc}") from None
 
     async def close(self) -> None:
         if self.server is not None:

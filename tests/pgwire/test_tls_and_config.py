@@ -6,6 +6,8 @@ import datetime as dt
 import shutil
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,3 +157,17 @@ def test_serve_with_workers_shares_the_front_door_port(demo: Demo, tmp_path: Pat
             with psycopg.connect(dsn, autocommit=True) as conn:
                 pids.add(conn.execute("SELECT pg_backend_pid()").fetchone())
     assert row is not None and row[0] == 42 and len(pids) == 7  # each session its own key
+
+
+def test_serve_says_when_the_front_door_port_is_taken(demo: Demo, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        folder = _project_with(demo, tmp_path, {"listen": f"127.0.0.1:{port}"})
+        done = subprocess.run([sys.executable, "-m", "querygate", "serve", "--port", "0",
+                               "--project", str(folder)], capture_output=True, text=True,
+                              timeout=60, check=False)
+    assert done.returncode == 1
+    assert f"postgres.listen: cannot listen on 127.0.0.1:{port}" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
