@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import socket
@@ -171,3 +172,27 @@ def test_serve_says_when_the_front_door_port_is_taken(demo: Demo, tmp_path: Path
     assert done.returncode == 1
     assert f"postgres.listen: cannot listen on 127.0.0.1:{port}" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_limits_and_timeouts_carry_their_sqlstates(demo: Demo, tmp_path: Path) -> None:
+    """A project with a 300 ms statement timeout and two calls a minute: 57014, then 53400."""
+    folder = tmp_path / "limited"
+    shutil.copytree(demo.project_dir, folder)
+    config = yaml.safe_load((folder / "querygate.yaml").read_text())
+    config["settings"] = {**(config.get("settings") or {}), "statement_timeout_ms": 300}
+    config["limits"] = {"mode": "enforce", "default": {"calls_per_minute": 2}}
+    (folder / "querygate.yaml").write_text(yaml.safe_dump(config))
+    limited = start_front(dataclasses.replace(demo, project_dir=folder))
+    try:
+        with psycopg.connect(demo.admin_url) as lock, limited.connect("bob") as conn:
+            lock.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(psycopg.errors.QueryCanceled) as timed_out:
+                conn.execute("SELECT * FROM get_customer_by_id(42)")
+            lock.rollback()
+            assert timed_out.value.sqlstate == "57014"
+            assert conn.execute("SELECT * FROM get_customer_by_id(42)").fetchone() is not None
+            with pytest.raises(psycopg.errors.ConfigurationLimitExceeded) as over:
+                conn.execute("SELECT * FROM get_customer_by_id(42)")
+            assert over.value.sqlstate == "53400"
+    finally:
+        stop_front(limited)
