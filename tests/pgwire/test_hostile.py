@@ -154,13 +154,15 @@ def test_silent_and_idle_connections_time_out(strict: Front) -> None:
     _settles(strict)
 
 
-def test_two_thousand_idle_connections_opened_and_dropped(strict: Front) -> None:
+def test_two_thousand_idle_connections_opened_and_dropped(front: Front) -> None:
+    """On the default limits (500 connections, 10 s to authenticate), so the crowd is still
+    there when the last checks run, however slow the machine."""
     opened: list[socket.socket] = []
     try:
         for _ in range(2000):
-            opened.append(socket.create_connection(("127.0.0.1", strict.port)))
+            opened.append(socket.create_connection(("127.0.0.1", front.port)))
         time.sleep(0.3)
-        assert strict.server.connections <= 500  # the rest were refused at once
+        assert front.server.connections <= 500  # the rest were refused at once
         refused = 0
         for sock in opened[-100:]:
             sock.settimeout(2)
@@ -170,12 +172,12 @@ def test_two_thousand_idle_connections_opened_and_dropped(strict: Front) -> None
                 continue
             refused += b"53300" in answer
         assert refused == 100  # the last hundred came after the limit: each told why
-        _still_serves_despite_the_crowd(strict)
+        _still_serves_despite_the_crowd(front)
     finally:
         for sock in opened:
             sock.close()
-    _settles(strict, within=15)
-    _still_serves(strict)
+    _settles(front, within=15)
+    _still_serves(front)
 
 
 def _still_serves_despite_the_crowd(front: Front) -> None:
