@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import struct
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def test_binary_parameters_of_each_declared_type() -> None:
     cases = [(t.INT4, 42, 42), (t.INT8, -7, -7), (t.BOOL, True, True),
              (t.DATE, dt.date(2026, 3, 1), "2026-03-01"),
              (t.TIMESTAMPTZ, moment, "2026-03-01T12:30:00+00:00"),
-             (t.NUMERIC, Decimal("12.50"), "12.50")]
+             (t.NUMERIC, Decimal("12.50"), "12.50"),
+             (t.UUID, uuid.UUID(int=42), "00000000-0000-0000-0000-00000000002a"),
+             (t.ARRAY_OF[t.INT4], [1, None, 3], [1, None, 3])]
     for oid, value, expected in cases:
         assert t.decode_param(t.encode_binary(value, oid), 1, oid) == expected
     with pytest.raises(t.BadValue):
