@@ -147,6 +147,38 @@ def functions_view(view: GatewayView, who: Identity) -> Rows:
     return Rows(["name", "parameters", "returns", "masks", "description"], [t.TEXT] * 5, rows)
 
 
+# ---- asyncpg's type introspection ----------------------------------------------------------
+
+def is_type_introspection(text: str) -> bool:
+    """asyncpg's lookup of types it has no codec for (its ``typeinfo_tree`` query)."""
+    return "typeinfo_tree" in text and "pg_type" in text
+
+
+_INTROSPECTION = [("oid", t.OID), ("ns", t.NAME), ("name", t.NAME), ("kind", t.CHAR),
+                  ("basetype", t.OID), ("elemtype", t.OID), ("elemdelim", t.CHAR),
+                  ("range_subtype", t.OID), ("attrtypoids", t.ARRAY_OF[t.OID]),
+                  ("attrnames", t.ARRAY_OF[t.TEXT]), ("depth", t.INT4),
+                  ("basetype_name", t.TEXT), ("elemtype_name", t.TEXT),
+                  ("range_subtype_name", t.TEXT)]
+
+
+def type_introspection(oids: Sequence[int]) -> Rows:
+    """The rows asyncpg's ``typeinfo_tree`` query expects, for the types this front door
+    sends (arrays with their element types first); unknown OIDs are left out."""
+    rows: list[list[object]] = []
+    for oid in oids:
+        element = t.ELEMENT_OF.get(oid)
+        if element is not None and element in _INTERNAL_ALL:
+            rows.append([element, "pg_catalog", _INTERNAL_ALL[element], "b", None, None, ",",
+                         None, None, None, 1, None, None, None])
+            rows.append([oid, "pg_catalog", "_" + _INTERNAL_ALL[element], "b", None, element,
+                         ",", None, None, None, 0, None, _INTERNAL_ALL[element], None])
+        elif oid in _INTERNAL_ALL:
+            rows.append([oid, "pg_catalog", _INTERNAL_ALL[oid], "b", None, None, ",", None,
+                         None, None, 0, None, None, None])
+    return Rows([n for n, _ in _INTROSPECTION], [o for _, o in _INTROSPECTION], rows)
+
+
 # ---- pg_catalog and information_schema -----------------------------------------------------
 
 def is_catalog_query(text: str) -> bool:
@@ -317,6 +349,10 @@ _INTERNAL = {t.BOOL: "bool", t.INT2: "int2", t.INT4: "int4", t.INT8: "int8", t.T
              t.NUMERIC: "numeric", t.DATE: "date", t.TIMESTAMPTZ: "timestamptz",
              t.TIMESTAMP: "timestamp", t.UUID: "uuid", t.FLOAT8: "float8", t.JSONB: "jsonb",
              t.VARCHAR: "varchar", t.BYTEA: "bytea"}
+
+
+_INTERNAL_ALL = {**_INTERNAL, t.OID: "oid", t.NAME: "name", t.CHAR: "char", t.JSON: "json",
+                 t.FLOAT4: "float4", t.BPCHAR: "bpchar"}
 
 
 def _type_records() -> list[Record]:

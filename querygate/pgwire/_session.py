@@ -281,8 +281,12 @@ class Connection:
             self.send(wire.parameter_description(oids))
             fields = self.runner.describe(prepared.statement)
             if fields is None and self._returns_rows(prepared.statement):
-                prepared.pending = await self._run(prepared.statement, [None] * len(oids))
-                fields = prepared.pending.fields
+                # run to learn the columns; without parameters, the next Execute takes this
+                # result, with them its rows are not the ones the client will bind
+                outcome = await self._run(prepared.statement, [None] * len(oids))
+                fields = outcome.fields
+                if not oids:
+                    prepared.pending = outcome
             self.send(wire.NO_DATA if fields is None else
                       wire.row_description(fields, [0] * len(fields)))
             return
@@ -300,7 +304,7 @@ class Connection:
     @staticmethod
     def _returns_rows(statement: Statement) -> bool:
         session = statement.session
-        return statement.kind in ("functions", "catalog", "constant", "other") or (
+        return statement.kind in ("functions", "types", "catalog", "constant", "other") or (
             session is not None and session.kind == "show")
 
     def _portal(self, name: str) -> Portal:

@@ -91,6 +91,8 @@ def classify(text: str, tokens: Sequence[sql.Token], functions: Mapping[str, obj
         return Statement(text, "call", words, call=call)
     if catalog.is_functions_view(text):
         return Statement(text, "functions", words)
+    if catalog.is_type_introspection(text):
+        return Statement(text, "types", words)
     constant = _constant(list(words))
     if constant is not None:
         return Statement(text, "constant", words, constant=constant)
@@ -101,7 +103,7 @@ def classify(text: str, tokens: Sequence[sql.Token], functions: Mapping[str, obj
 
 _CONSTANT_FUNCTIONS = {"version", "current_schema", "current_database", "current_user",
                        "session_user", "user", "current_catalog", "pg_backend_pid",
-                       "current_setting", "inet_server_port", "txid_current"}
+                       "current_setting", "inet_server_port", "txid_current", "set_config"}
 
 
 def _constant(tokens: list[sql.Token]) -> tuple[tuple[str, str], ...] | None:
@@ -128,12 +130,14 @@ def _constant(tokens: list[sql.Token]) -> tuple[tuple[str, str], ...] | None:
                 while i < len(tokens) and not tokens[i].is_(")"):
                     if tokens[i].kind == "string":
                         args.append(sql.string_value(tokens[i]))
+                    elif tokens[i].is_("true", "false") or tokens[i].kind == "number":
+                        args.append(tokens[i].text.lower())
                     elif not tokens[i].is_(","):
                         return None
                     i += 1
                 i += 1
                 if args:
-                    expression += ":" + args[0]
+                    expression += ":" + "\x1f".join(args)
         else:
             return None
         if i < len(tokens) and tokens[i].is_("::"):
@@ -194,6 +198,8 @@ class Runner:
         """The parameter types of a statement: the client's, else the function's declared ones."""
         count = max(statement.param_count, len(declared))
         oids = [declared[i] if i < len(declared) and declared[i] else t.TEXT for i in range(count)]
+        if statement.kind == "types" and count:
+            oids[0] = declared[0] if declared and declared[0] else t.ARRAY_OF[t.OID]
         call = statement.call
         if statement.kind == "call" and call is not None:
             function = self.gateway.functions[call.function].function
@@ -220,6 +226,10 @@ class Runner:
             return self._session(statement.session)
         if statement.kind == "functions":
             return _rows(catalog.functions_view(self.view, who))
+        if statement.kind == "types":
+            wanted = params[0] if params and isinstance(params[0], list) else []
+            return _rows(catalog.type_introspection([int(str(o)) for o in wanted
+                                                     if str(o).isdigit()]))
         if statement.kind == "catalog":
             try:
                 return _rows(catalog.answer(self.view, who, self.database, statement.text, params))
@@ -354,7 +364,9 @@ class Runner:
         return Outcome("SELECT 1", fields, [row])
 
     def _function_value(self, spec: str) -> tuple[object, int]:
-        name, _, arg = spec.partition(":")
+        name, _, joined = spec.partition(":")
+        args = joined.split("\x1f")
+        arg = args[0]
         if name == "version":
             return f"PostgreSQL {SERVER_VERSION}, querygate's PostgreSQL front door", t.TEXT
         if name in ("current_database", "current_catalog"):
@@ -373,6 +385,9 @@ class Runner:
             return value, t.TEXT
         if name == "inet_server_port":
             return None, t.INT4
+        if name == "set_config" and len(args) == 3:  # the session's own setting, as SET does
+            self._set(sql.Session("set", "SET", args[0].lower(), args[1]))
+            return args[1], t.TEXT
         return 0, t.INT8
 
 

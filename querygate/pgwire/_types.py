@@ -15,13 +15,14 @@ from collections.abc import Callable
 from decimal import Context, Decimal, localcontext
 from typing import Any
 
-BOOL, BYTEA, NAME, INT8, INT2, INT4, TEXT, OID = 16, 17, 19, 20, 21, 23, 25, 26
+BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT4, TEXT, OID = 16, 17, 18, 19, 20, 21, 23, 25, 26
 JSON, FLOAT4, FLOAT8, UNKNOWN, VARCHAR, BPCHAR = 114, 700, 701, 705, 1043, 1042
 DATE, TIMESTAMP, TIMESTAMPTZ, NUMERIC, UUID, JSONB = 1082, 1114, 1184, 1700, 2950, 3802
 
 ARRAY_OF = {BOOL: 1000, INT2: 1005, INT4: 1007, TEXT: 1009, INT8: 1016, VARCHAR: 1015,
             FLOAT4: 1021, FLOAT8: 1022, DATE: 1182, TIMESTAMP: 1115, TIMESTAMPTZ: 1185,
-            NUMERIC: 1231, UUID: 2951, NAME: 1003, BPCHAR: 1014, JSONB: 3807, JSON: 199}
+            NUMERIC: 1231, UUID: 2951, NAME: 1003, BPCHAR: 1014, JSONB: 3807, JSON: 199,
+            OID: 1028}
 ELEMENT_OF = {v: k for k, v in ARRAY_OF.items()}
 SIZES = {BOOL: 1, INT2: 2, INT4: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIMESTAMP: 8,
          TIMESTAMPTZ: 8, UUID: 16, OID: 4, NAME: 64}
@@ -36,7 +37,7 @@ NAMES = {BOOL: "boolean", BYTEA: "bytea", NAME: "name", INT8: "bigint", INT2: "s
 PARAM_OIDS = {"int": INT4, "bigint": INT8, "numeric": NUMERIC, "text": TEXT, "bool": BOOL,
               "date": DATE, "timestamptz": TIMESTAMPTZ, "uuid": UUID}
 # binary formats this module writes; any other type is described and sent as text
-BINARY_OUT = {BOOL, BYTEA, NAME, INT8, INT2, INT4, TEXT, OID, JSON, FLOAT4, FLOAT8, VARCHAR,
+BINARY_OUT = {BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT4, TEXT, OID, JSON, FLOAT4, FLOAT8, VARCHAR,
               BPCHAR, DATE, TIMESTAMP, TIMESTAMPTZ, NUMERIC, UUID, JSONB}
 
 _EPOCH_DATE = dt.date(2000, 1, 1)
@@ -372,6 +373,7 @@ _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     TIMESTAMPTZ: _timestamp_out, TIMESTAMP: _timestamp_out,
     UUID: lambda v: uuid.UUID(str(v)).bytes,
     BYTEA: lambda v: bytes(v),
+    CHAR: lambda v: str(v).encode("utf-8"),
     JSONB: _jsonb_out,
 }
 

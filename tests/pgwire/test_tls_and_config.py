@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import shutil
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import psycopg
 import pytest
 import yaml
@@ -196,3 +198,39 @@ def test_limits_and_timeouts_carry_their_sqlstates(demo: Demo, tmp_path: Path) -
             assert over.value.sqlstate == "53400"
     finally:
         stop_front(limited)
+
+
+def test_array_parameters_in_every_form(demo: Demo, tmp_path: Path) -> None:
+    folder = tmp_path / "arrays"
+    shutil.copytree(demo.project_dir, folder)
+    (folder / "queries" / "by_ids.sql").write_text(
+        "-- name: customers_by_ids\n-- Customers by id.\n-- param ids: int[]\n"
+        "SELECT id, full_name FROM customers WHERE id = ANY(:ids) ORDER BY id;\n")
+    arrays = start_front(dataclasses.replace(demo, project_dir=folder))
+    expected = [(42, "Ada Canary"), (43, "Oliver Patel")]
+    try:
+        with arrays.connect("bob") as conn:
+            for text in ("SELECT * FROM customers_by_ids(ARRAY[42, 43])",
+                         "SELECT * FROM customers_by_ids('{42,43}')",
+                         "SELECT * FROM customers_by_ids(ids => '{42, 43}'::int[])"):
+                assert conn.execute(text).fetchall() == expected, text
+            for binary in (False, True):
+                cur = conn.cursor(binary=binary)
+                cur.execute("SELECT * FROM customers_by_ids(%s)", ([42, 43],))
+                assert cur.fetchall() == expected
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                conn.execute("SELECT * FROM customers_by_ids(%s)", (["42", "x"],))
+
+        async def with_asyncpg() -> list[tuple[object, ...]]:
+            conn = await asyncpg.connect(host="127.0.0.1", port=arrays.port, ssl=False,
+                                         user="bob@example.com", password=demo.token("bob"),
+                                         database="querygate")
+            try:
+                return [tuple(r) for r in await conn.fetch(
+                    "SELECT * FROM customers_by_ids($1)", [42, 43])]
+            finally:
+                await conn.close()
+
+        assert asyncio.run(with_asyncpg()) == expected
+    finally:
+        stop_front(arrays)
