@@ -1,7 +1,7 @@
 """What the detector reads: one audit event, from the JSONL export or from the log itself.
 
 Only ``occurred_at``, ``actor_id``, ``function_name``, ``decision`` and
-``subjects`` are required (PRODUCT.md, backtest input); ``reason``,
+``subjects`` are required (docs/contracts.md, "Backtest input and alert output"); ``reason``,
 ``actor_roles``, ``client_addr`` and ``context`` sharpen the rules when present.
 """
 
