@@ -34,6 +34,9 @@ from querygate.detect._watch import Lists
 
 MATCH, MISS, COLLEAGUE, OWN = 1, 2, 4, 8  # what a day's look-ups of a subject carried
 MAX_REASONS = 4  # reasons remembered per subject and person
+STRONG = frozenset({"purpose_miss", "no_reason", "reason_elsewhere"})
+"""Causes read from purpose: a return with one counts 1; from shape alone, ``WEAK``."""
+WEAK = 0.5
 WHY = {
     "purpose_miss": "the purpose check found no purpose",
     "no_reason": "no reason",
@@ -49,18 +52,27 @@ class SnoopDay:
 
     __slots__ = ("bar", "basis", "counted", "evidence", "flags", "reasons")
 
-    def __init__(self, bar: float, evidence: int, basis: dict[str, object]) -> None:
+    def __init__(self, bar: float, evidence: float, basis: dict[str, object]) -> None:
         self.bar = bar  # returns that alert today (inf: not judged yet)
         self.evidence = evidence  # returns in the window before today
         self.basis = basis
         self.flags: dict[str, int] = {}
         self.reasons: dict[str, set[str]] = {}
-        self.counted: set[str] = set()  # subjects already counted as a return during the day
+        self.counted: dict[str, str] = {}  # subject -> why, counted as a return during the day
 
 
-def evidence(actor: Actor) -> int:
-    """Returns in the window: every unworked day of a subject after its first."""
-    return sum(len(days) - 1 for days in actor.attention.values())
+def weight(why: str) -> float:
+    return 1.0 if why in STRONG else WEAK
+
+
+def _weights(counted: dict[str, str]) -> float:
+    return sum(weight(why) for why in counted.values())
+
+
+def evidence(actor: Actor) -> float:
+    """Returns in the window: every unworked day of a subject after its first, weighted by
+    its cause (a look without a purpose counts more than a look off the workflow)."""
+    return sum(weight(d[3]) for days in actor.attention.values() for d in days[1:])
 
 
 def start_day(actor: Actor, day: int, cfg: DetectConfig) -> SnoopDay:
@@ -96,32 +108,34 @@ def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str
                 bits |= OWN if bound[1] == actor.id else COLLEAGUE
         sd.flags[subject] = sd.flags.get(subject, 0) | bits
         days = actor.attention.get(subject)
-        if days and days[-1][0] < today.day and subject not in sd.counted \
-                and len(event.subjects) == 1 \
-                and _plainly_unworked(actor, sd, subject, expects) \
-                and not readers.others(hash(subject), actor.id, lately) \
+        why = _plainly_unworked(actor, sd, subject, expects) if days and \
+            days[-1][0] < today.day and subject not in sd.counted and \
+            len(event.subjects) == 1 else None
+        if why is not None and not readers.others(hash(subject), actor.id, lately) \
                 and subject not in today.listed:
-            sd.counted.add(subject)
-            if sd.evidence + len(sd.counted) >= sd.bar and \
+            sd.counted[subject] = why
+            if sd.evidence + _weights(sd.counted) >= sd.bar and \
                     may(actor, "snoop.returning", today.day, cfg):
                 alerts.append(_alert(actor, today, event, sd, cfg, now=subject))
     return alerts
 
 
-def _plainly_unworked(actor: Actor, sd: SnoopDay, subject: str, expects: bool) -> bool:
-    """During the day, a return counts at once only when nothing can explain it: a purpose
-    miss; or no match, no colleague's ticket and no ticket carried on from an earlier day,
-    with a reason (new) or without one where peers give reasons."""
+def _plainly_unworked(actor: Actor, sd: SnoopDay, subject: str, expects: bool) -> str | None:
+    """During the day, a return counts at once only when nothing can explain it (its cause,
+    else None): a purpose miss; or no match, no colleague's ticket and no ticket carried on
+    from an earlier day, with a reason (new) or without one where peers give reasons."""
     bits = sd.flags[subject]
     if bits & MISS and not bits & MATCH:
-        return True
+        return "purpose_miss"
     if bits & (MATCH | COLLEAGUE):
-        return False
+        return None
     given = sd.reasons.get(subject)
     if given:
         prior = actor.visits.get(subject)
-        return not (prior and not given.isdisjoint(prior[1]))
-    return expects
+        if prior and not given.isdisjoint(prior[1]):
+            return None
+        return "new_reason" if bits & OWN else "reason_elsewhere"
+    return "no_reason" if expects else None
 
 
 def purposed(actor: Actor, today: Today, group: Group, cfg: DetectConfig) -> set[str]:
@@ -141,7 +155,7 @@ def purposed(actor: Actor, today: Today, group: Group, cfg: DetectConfig) -> set
 
 
 def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | None,
-              readers: Readers, event: Event, cfg: DetectConfig) -> tuple[int, list[Alert]]:
+              readers: Readers, event: Event, cfg: DetectConfig) -> tuple[float, list[Alert]]:
     """Judge each subject the person looked up today; count returns; alert at the bar."""
     sd = today.snoop
     assert sd is not None
@@ -150,7 +164,7 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
     expects = group.expects_reasons(cfg.reason_coverage)
     specific = expects and group.reasons_are_specific(cfg.mismatch_share)
     used = _functions(today) if usual else {}
-    returns = 0
+    returns = 0.0
     for subject in today.targeted:
         prior = actor.visits.pop(subject, None)
         given = sd.reasons.get(subject, set())
@@ -161,13 +175,13 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
             if why is not None:
                 days = actor.attention.setdefault(subject, [])
                 days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why))
-                returns += len(days) > 1
+                returns += weight(why) if len(days) > 1 else 0.0
         kept = tuple(given | set(prior[1])) if prior else tuple(given)
         actor.visits[subject] = (day, kept[:MAX_REASONS])
     alerts: list[Alert] = []
     total = evidence(actor)
     if total >= sd.bar and may(actor, "snoop.returning", day, cfg):
-        sd.evidence, sd.counted = total, set()
+        sd.evidence, sd.counted = total, {}
         alerts.append(_alert(actor, today, event, sd, cfg))
     return returns, alerts
 
@@ -206,20 +220,23 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
            now: str | None = None) -> Alert:
     """The alert, with each returning subject's days and why no work explains them; ``now``
     is the subject whose look-up reached the bar during the day."""
-    during = sd.counted if now else set()
+    during = sd.counted if now else {}
     back = {s: days for s, days in actor.attention.items() if len(days) > 1 or s in during}
-    total = sd.evidence + len(during) if now else evidence(actor)
+    total = sd.evidence + _weights(during) if now else evidence(actor)
     detail: dict[str, dict[str, object]] = {}
     whys: set[str] = set()
     for subject, days in sorted(back.items(), key=lambda item: -len(item[1]))[:MAX_REFS]:
         whys.update(d[3] for d in days)
+        if subject in during:
+            whys.add(during[subject])
+        why = {d[3] for d in days} | ({during[subject]} if subject in during else set())
         detail[subject] = {"days": [date_of(d[0]) for d in days] +
                            ([date_of(today.day)] if subject in during else []),
-                           "lookups": sum(d[1] for d in days), "why": sorted({d[3] for d in days})}
+                           "lookups": sum(d[1] for d in days), "why": sorted(why)}
     words = "; ".join(WHY[w] for w in sorted(whys))
     names = ", ".join(list(detail)[:5])
     return fire(actor, "snoop.returning", "medium", event, today.day,
-                f"came back {total} times within {cfg.snoop_window} days to {len(detail)} "
+                f"came back {total:g} times within {cfg.snoop_window} days to {len(detail)} "
                 f"subject(s) ({names}) that no work of theirs explains: {words}; nobody else "
                 f"looked them up (bar {sd.bar:.0f})",
                 features={"returns": total, "subjects": detail, "returning_now": now},

@@ -81,7 +81,8 @@ class DayStat:
     mismatched: int  # reasoned look-ups of a subject the reason was not first given for
     per_function: dict[str, int] = field(default_factory=dict)
     shape: Shape | None = None  # how the day's targeted subjects were looked up
-    r: int = 0  # subjects looked up that day with no work behind them, on a day before too
+    r: float = 0.0  # returns that day: subjects looked up with no work behind them, on a day
+    # before too (weighted, ``_snoop.weight``)
 
 
 @dataclass(slots=True)
