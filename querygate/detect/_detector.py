@@ -224,7 +224,9 @@ class Detector:
                                self.day - self.config.isolated_days,
                                group.expects_reasons(self.config.reason_coverage), self.config)
         if self.lists:
-            alerts += snoop.lists_check(actor, today, event, self.lists, bound, self.config)
+            alerts += snoop.lists_check(actor, today, event, self.lists, bound,
+                                        group.reasons_are_specific(self.config.mismatch_share),
+                                        self.config)
         found, mismatched = causes(actor, group, event, today.day, self.config, self.reasons)
         today.mismatched += mismatched
         for subject, cause in zip(event.subjects, found, strict=True):

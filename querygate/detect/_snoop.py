@@ -247,34 +247,38 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
 
 
 def lists_check(actor: Actor, today: Today, event: Event, lists: Lists,
-                bound: tuple[frozenset[str], str] | None, cfg: DetectConfig) -> list[Alert]:
-    """A watched subject looked up without a purpose, or a subject related to the person:
-    alerted at the look-up, once per person and subject per ``cooldown_days``."""
-    alerts: list[Alert] = []
-    for subject in event.subjects:
-        kind = lists.related(actor.id, event.email, subject)
-        why = lists.watched.get(subject)
-        if kind is not None and event.purpose != "match":
-            alerts += _listed(actor, today, event, "watch.related", subject, cfg,
-                              f"{subject} is related to them ({kind}): looked up through "
-                              f"{event.function}", {"relationship": kind})
-        elif why is not None and not _purpose(actor, today, event, bound, subject):
-            alerts += _listed(actor, today, event, "watch.subject", subject, cfg,
-                              f"{subject} is watched ({why}): looked up through "
-                              f"{event.function} {_without(event)}", {"watched": why})
-    return alerts
+                bound: tuple[frozenset[str], str] | None, specific: bool,
+                cfg: DetectConfig) -> list[Alert]:
+    """A look-up (of one subject alone) of a watched subject, or of one related to the person,
+    without a purpose: alerted at the look-up, once per person and subject per
+    ``cooldown_days``."""
+    if len(event.subjects) != 1:
+        return []  # a search that returned a few is not a look at each
+    subject = event.subjects[0]
+    kind = lists.related(actor.id, event.email, subject)
+    why = lists.watched.get(subject)
+    if (kind is None and why is None) or _purpose(today, event, bound, subject, specific):
+        return []
+    if kind is not None:
+        return _listed(actor, today, event, "watch.related", subject, cfg,
+                       f"{subject} is related to them ({kind}): looked up through "
+                       f"{event.function} {_without(event)}", {"relationship": kind})
+    return _listed(actor, today, event, "watch.subject", subject, cfg,
+                   f"{subject} is watched ({why}): looked up through {event.function} "
+                   f"{_without(event)}", {"watched": why})
 
 
-def _purpose(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str], str] | None,
-             subject: str) -> bool:
-    """A purpose match, or a reason that names this subject: a ticket first given for it, or
-    a new one opened through the person's workflow (where they have one)."""
+def _purpose(today: Today, event: Event, bound: tuple[frozenset[str], str] | None,
+             subject: str, specific: bool) -> bool:
+    """A purpose match, or a reason that names this subject: a ticket first given for it (any
+    reason, where reasons here are not specific to one subject), or a new one opened through
+    the person's workflow (where they have one)."""
     if event.purpose is not None:
         return event.purpose == "match"
     if event.reason is None:
         return False
     if bound is not None:
-        return subject in bound[0]
+        return subject in bound[0] or not specific
     usual = today.workflow.functions if today.workflow is not None else frozenset()
     return not usual or event.function in usual
 
