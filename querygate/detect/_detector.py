@@ -116,7 +116,7 @@ class Detector:
             actor.limits = rules.limits_for(actor, self.groups[group], self.config) \
                 if warm else _NEVER
             today.workflow = lookup.workflow_of(actor, self.config)
-            today.snoop = snoop.start_day(actor, today.day, self.config)
+            today.snoop = snoop.start_day(actor, self.groups[group], today.day, self.config)
             if not warm:
                 today.snoop.bar = float("inf")
         return actor
@@ -303,11 +303,11 @@ class Detector:
             alerts += lookup.isolated_lookups(actor, today, kinds, workflow, event, cfg)
         alerts += lookup.returning(actor, today, candidates,
                                    None if limits is _NEVER else workflow, event, cfg)
-        returns, found = snoop.close_day(actor, today, self.groups[actor.group], workflow,
-                                         self.readers, event, cfg)
+        (returns, fresh), found = snoop.close_day(actor, today, self.groups[actor.group],
+                                                  workflow, self.readers, event, cfg)
         alerts += found
         stat, _ = actor.close_day()
-        stat.r = returns
+        stat.r, stat.a = returns, fresh
         actor.remember_peaks(stat, cfg.unexplained_window, cfg.peak_decay, cfg.baseline_lag)
         self.groups[actor.group].pending.append((actor, stat, today))
         return alerts

@@ -75,18 +75,23 @@ def evidence(actor: Actor) -> float:
     return sum(weight(d[3]) for days in actor.attention.values() for d in days[1:])
 
 
-def start_day(actor: Actor, day: int, cfg: DetectConfig) -> SnoopDay:
-    """Today's bar, from the person's own days before the baseline lag."""
+def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopDay:
+    """Today's bar, from the person's own days before the baseline lag: the returns they
+    made, and the returns their unworked look-ups would make by chance among the subjects
+    their peers touch (``U² / 2N``: many unworked look-ups among few people meet again)."""
     hist = list(actor.history)
     older = hist[:-cfg.baseline_lag] if cfg.baseline_lag else hist
     if len(older) < cfg.min_history_days:
         return SnoopDay(float("inf"), evidence(actor), {"own_days": len(older)})
     daily = sum(s.r for s in older) / len(older)
     active = 1 + sum(1 for s in hist if s.day > day - cfg.snoop_window)
-    expected = daily * active
+    unworked = sum(s.a for s in older) / len(older) * active
+    chance = unworked * unworked / (2 * max(len(group.touched), 1))
+    expected = daily * active + chance
     bar = max(float(cfg.snoop_floor), poisson_tail(expected, cfg.snoop_tail))
     return SnoopDay(bar, evidence(actor), {
         "own_days": len(older), "own_returns_a_day": round(daily, 4),
+        "unworked_in_window": round(unworked, 1), "by_chance": round(chance, 4),
         "expected_in_window": round(expected, 3), "floor": cfg.snoop_floor,
         "tail": cfg.snoop_tail, "window_days": cfg.snoop_window})
 
@@ -155,27 +160,30 @@ def purposed(actor: Actor, today: Today, group: Group, cfg: DetectConfig) -> set
 
 
 def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | None,
-              readers: Readers, event: Event, cfg: DetectConfig) -> tuple[float, list[Alert]]:
+              readers: Readers, event: Event, cfg: DetectConfig
+              ) -> tuple[tuple[float, int], list[Alert]]:
     """Judge each subject the person looked up today; count returns; alert at the bar."""
     sd = today.snoop
     assert sd is not None
     day, since = today.day, today.day - cfg.isolated_days
-    usual = workflow.functions if workflow is not None else frozenset()
+    known = workflow is not None and workflow.looked >= cfg.workflow_min
+    usual = workflow.functions if workflow is not None and known else None
     expects = group.expects_reasons(cfg.reason_coverage)
     specific = expects and group.reasons_are_specific(cfg.mismatch_share)
     used = _functions(today) if usual else {}
-    returns = 0.0
+    returns, fresh = 0.0, 0
     for subject in today.targeted:
         prior = actor.visits.pop(subject, None)
         given = sd.reasons.get(subject, set())
         if subject in today.solo and subject not in today.listed and \
                 not readers.others(hash(subject), actor.id, since):
-            why = _unworked(sd.flags.get(subject, 0), given, prior, expects, specific, usual,
-                            used.get(subject, ()))
+            why = _unworked(sd.flags.get(subject, 0), given, prior, subject in actor.attention,
+                            expects, specific, usual, used.get(subject, ()))
             if why is not None:
                 days = actor.attention.setdefault(subject, [])
                 days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why))
                 returns += weight(why) if len(days) > 1 else 0.0
+                fresh += len(days) == 1
         kept = tuple(given | set(prior[1])) if prior else tuple(given)
         actor.visits[subject] = (day, kept[:MAX_REASONS])
     alerts: list[Alert] = []
@@ -183,7 +191,7 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
     if total >= sd.bar and may(actor, "snoop.returning", day, cfg):
         sd.evidence, sd.counted = total, {}
         alerts.append(_alert(actor, today, event, sd, cfg))
-    return returns, alerts
+    return (returns, fresh), alerts
 
 
 def _functions(today: Today) -> dict[str, list[str]]:
@@ -194,9 +202,9 @@ def _functions(today: Today) -> dict[str, list[str]]:
     return used
 
 
-def _unworked(bits: int, given: set[str], prior: tuple[int, tuple[str, ...]] | None, expects: bool,
-              specific: bool, usual: frozenset[str], functions: list[str] | tuple[()]
-              ) -> str | None:
+def _unworked(bits: int, given: set[str], prior: tuple[int, tuple[str, ...]] | None,
+              unworked_before: bool, expects: bool, specific: bool, usual: frozenset[str] | None,
+              functions: list[str] | tuple[()]) -> str | None:
     """Why a day's look-ups of one subject had no work behind them; None when they had."""
     if bits & MATCH:
         return None
@@ -204,15 +212,18 @@ def _unworked(bits: int, given: set[str], prior: tuple[int, tuple[str, ...]] | N
         return "purpose_miss"
     if prior and not given.isdisjoint(prior[1]) and (bits & (OWN | COLLEAGUE) or not specific):
         return None  # the same ticket for it as on an earlier day
-    via = not usual or not usual.isdisjoint(functions)  # through the workflow (the ticket)
-    if given and (bits & COLLEAGUE or not specific):
-        return None if prior is None or bits & COLLEAGUE else "new_reason"
-    if given and bits & OWN:  # a ticket of their own for it, new on its first day
-        return None if prior is None and via else "new_reason"
+    if given and bits & COLLEAGUE:
+        return None  # a colleague's ticket for it
+    if given and (bits & OWN or not specific):  # a new ticket of their own for it: opened
+        if prior is None:  # through the whole workflow; later, only where the last look was work
+            return None if usual is None or usual.issubset(functions) else "new_reason"
+        return "new_reason" if unworked_before else None
     if expects:
         return "reason_elsewhere" if given else "no_reason"
+    if usual is None:
+        return None  # no reasons to read, and the person's shape of work is not known yet
     if usual:
-        return None if via else "off_workflow"
+        return None if not usual.isdisjoint(functions) else "off_workflow"
     return "no_work"
 
 

@@ -83,6 +83,7 @@ class DayStat:
     shape: Shape | None = None  # how the day's targeted subjects were looked up
     r: float = 0.0  # returns that day: subjects looked up with no work behind them, on a day
     # before too (weighted, ``_snoop.weight``)
+    a: int = 0  # subjects looked up that day with no work behind them, for the first time lately
 
 
 @dataclass(slots=True)
