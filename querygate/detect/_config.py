@@ -75,7 +75,7 @@ class DetectConfig:
     snoop_window: int = 28  # days over which returns add up
     snoop_floor: int = 1  # returns (weighted: 1 with a cause from purpose, 0.5 from shape) never
     # alerted below
-    snoop_tail: float = 1e-4  # ... and at least this far into a Poisson tail of one's own rate
+    snoop_tail: float = 1e-3  # ... and at least this far into a Poisson tail of one's own rate
     disabled_rules: frozenset[str] = field(default_factory=frozenset)
 
     def enabled(self, rule: str) -> bool:

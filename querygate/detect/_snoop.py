@@ -215,8 +215,8 @@ def _unworked(bits: int, given: set[str], prior: tuple[int, tuple[str, ...]] | N
     if given and bits & COLLEAGUE:
         return None  # a colleague's ticket for it
     if given and (bits & OWN or not specific):  # a new ticket of their own for it: opened
-        if prior is None:  # through the whole workflow; later, only where the last look was work
-            return None if usual is None or usual.issubset(functions) else "new_reason"
+        if prior is None:  # through the workflow; later, only where the last look was work
+            return None if not usual or not usual.isdisjoint(functions) else "new_reason"
         return "new_reason" if unworked_before else None
     if expects:
         return "reason_elsewhere" if given else "no_reason"

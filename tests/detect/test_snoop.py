@@ -62,8 +62,9 @@ def test_three_customers_once_or_twice_a_day_add_up_within_five_working_days() -
 
 
 def test_a_new_made_up_ticket_each_time_is_no_ticket_worked() -> None:
+    """A made-up ticket is new each time, and nothing was opened through the ticket."""
     office = Office().honest(50)
-    snoop(office, "a3", range(35, 50), invent=True)
+    snoop(office, "a3", range(35, 50), invent=True, function="list_customer_orders")
     alert = first(run(office), "a3", "snoop.returning")
     assert work_days(35, day_of(alert)) <= 5
     assert {w for item in alert.features["subjects"].values() for w in item["why"]} \
