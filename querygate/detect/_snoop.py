@@ -247,7 +247,8 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
     words = "; ".join(WHY[w] for w in sorted(whys))
     names = ", ".join(list(detail)[:5])
     return fire(actor, "snoop.returning", "medium", event, today.day,
-                f"came back {total:g} times within {cfg.snoop_window} days to {len(detail)} "
+                f"came back {total:g} time{'' if total == 1 else 's'} within {cfg.snoop_window} "
+                f"days to {len(detail)} "
                 f"subject(s) ({names}) that no work of theirs explains: {words}; nobody else "
                 f"looked them up (bar {sd.bar:.0f})",
                 features={"returns": total, "subjects": detail, "returning_now": now},
