@@ -51,7 +51,8 @@ class Detector:
 
     def __init__(self, config: DetectConfig | None = None, lists: Lists | None = None) -> None:
         self.config = config or DetectConfig()
-        self.lists = lists or Lists()  # watched subjects and relationships; may be replaced
+        self._lists = lists or Lists()
+        self._listing = bool(self._lists)
         self.hour: int | None = None
         self.day = 0  # UTC day of the last flush
         self.first_day = 0
@@ -62,6 +63,15 @@ class Detector:
         self.addrs: dict[str, int] = {}  # every client address seen, with the day last seen
         self.readers = Readers()  # who read each subject lately, across the organisation
         self._open: list[Actor] = []
+
+    @property
+    def lists(self) -> Lists:
+        """Watched subjects and relationships; the online service replaces them as they change."""
+        return self._lists
+
+    @lists.setter
+    def lists(self, lists: Lists) -> None:
+        self._lists, self._listing = lists, bool(lists)
 
     def feed(self, event: Event) -> list[Alert]:
         """Take one event (in time order) and return the alerts it raises."""
@@ -117,6 +127,7 @@ class Detector:
                 if warm else _NEVER
             today.workflow = lookup.workflow_of(actor, self.config)
             today.snoop = snoop.start_day(actor, self.groups[group], today.day, self.config)
+            today.snoop.expects = self.groups[group].expects_reasons(self.config.reason_coverage)
             if not warm:
                 today.snoop.bar = float("inf")
         return actor
@@ -221,10 +232,9 @@ class Detector:
         today.targeted.update(event.subjects)
         bound = self.reasons.bound.get(event.reason) if event.reason is not None else None
         alerts = snoop.observe(actor, today, event, bound, self.readers,
-                               self.day - self.config.isolated_days,
-                               group.expects_reasons(self.config.reason_coverage), self.config)
-        if self.lists:
-            alerts += snoop.lists_check(actor, today, event, self.lists, bound,
+                               self.day - self.config.isolated_days, self.config)
+        if self._listing:
+            alerts += snoop.lists_check(actor, today, event, self._lists, bound,
                                         group.reasons_are_specific(self.config.mismatch_share),
                                         self.config)
         found, mismatched = causes(actor, group, event, today.day, self.config, self.reasons)

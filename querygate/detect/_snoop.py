@@ -50,7 +50,7 @@ WHY = {
 class SnoopDay:
     """One person's day, for these rules: what their look-ups of each subject carried."""
 
-    __slots__ = ("bar", "basis", "counted", "evidence", "flags", "reasons")
+    __slots__ = ("bar", "basis", "counted", "evidence", "expects", "flags", "reasons")
 
     def __init__(self, bar: float, evidence: float, basis: dict[str, object]) -> None:
         self.bar = bar  # returns that alert today (inf: not judged yet)
@@ -59,6 +59,7 @@ class SnoopDay:
         self.flags: dict[str, int] = {}
         self.reasons: dict[str, set[str]] = {}
         self.counted: dict[str, str] = {}  # subject -> why, counted as a return during the day
+        self.expects = False  # peers give reasons (as the day started)
 
 
 def weight(why: str) -> float:
@@ -97,12 +98,13 @@ def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopD
 
 
 def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str], str] | None,
-            readers: Readers, lately: int, expects: bool, cfg: DetectConfig) -> list[Alert]:
+            readers: Readers, lately: int, cfg: DetectConfig) -> list[Alert]:
     """A targeted look-up: note what it carried; a clear return may reach the bar now."""
     sd = today.snoop
     assert sd is not None
     flag = MATCH if event.purpose == "match" else MISS if event.purpose == "miss" else 0
     alerts: list[Alert] = []
+    attention, flags = actor.attention, sd.flags
     for subject in event.subjects:
         bits = flag
         if event.reason is not None:
@@ -111,9 +113,12 @@ def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str
                 bits |= OWN
             elif subject in bound[0]:
                 bits |= OWN if bound[1] == actor.id else COLLEAGUE
-        sd.flags[subject] = sd.flags.get(subject, 0) | bits
-        days = actor.attention.get(subject)
-        why = _plainly_unworked(actor, sd, subject, expects) if days and \
+        if bits:
+            flags[subject] = flags.get(subject, 0) | bits
+        days = attention.get(subject)
+        if not days:
+            continue
+        why = _plainly_unworked(actor, sd, subject, sd.expects) if \
             days[-1][0] < today.day and subject not in sd.counted and \
             len(event.subjects) == 1 else None
         if why is not None and not readers.others(hash(subject), actor.id, lately) \
@@ -129,7 +134,7 @@ def _plainly_unworked(actor: Actor, sd: SnoopDay, subject: str, expects: bool) -
     """During the day, a return counts at once only when nothing can explain it (its cause,
     else None): a purpose miss; or no match, no colleague's ticket and no ticket carried on
     from an earlier day, with a reason (new) or without one where peers give reasons."""
-    bits = sd.flags[subject]
+    bits = sd.flags.get(subject, 0)
     if bits & MISS and not bits & MATCH:
         return "purpose_miss"
     if bits & (MATCH | COLLEAGUE):
@@ -150,7 +155,8 @@ def purposed(actor: Actor, today: Today, group: Group, cfg: DetectConfig) -> set
     assert sd is not None
     specific = group.reasons_are_specific(cfg.mismatch_share)
     found = set()
-    for subject, bits in sd.flags.items():
+    for subject in sd.flags.keys() | sd.reasons.keys():
+        bits = sd.flags.get(subject, 0)
         prior = actor.visits.get(subject)
         named = bool(bits & (OWN | COLLEAGUE)) or not specific
         if bits & MATCH or (prior and named and
