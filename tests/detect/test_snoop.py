@@ -135,7 +135,8 @@ def test_watched_subject_without_a_purpose_alerts_at_the_lookup() -> None:
     alerts = run(office, LISTS)
     [alert] = [a for a in alerts if a.rule == "watch.subject"]
     assert alert.actor_id == "a3" and alert.severity == "high"
-    assert alert.raised_at == office.lines()[-1]["occurred_at"] or day_of(alert) == 15
+    [look] = [line for line in office.lines() if line["subjects"][0]["id"] == "4242"]
+    assert alert.raised_at == look["occurred_at"] and alert.events == (str(look["seq"]),)
     assert alert.subjects == ("customer:4242",) and "board member" in alert.summary
     assert "without a reason" in alert.summary
 
