@@ -47,6 +47,28 @@ def test_backtest_names_the_bad_line(tmp_path: Path) -> None:
     assert "line 2: missing actor_id, function_name, decision, subjects" in err
 
 
+def test_backtest_reads_the_watch_list_and_relationships_from_files(tmp_path: Path) -> None:
+    office = Office(agents=4, per_day=10).honest(12)
+    office.event(moment(10, 11), "a1", "get_customer_by_id", [4242])
+    office.event(moment(11, 11), "a2", "get_customer_by_id", [1111])
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(line) + "\n" for line in office.lines()))
+    (tmp_path / "watch.csv").write_text("subject,why\ncustomer:4242,public figure\n")
+    (tmp_path / "links.csv").write_text("actor,subject,kind\na2,customer:1111,self\n")
+    code, out, err = invoke("detect", "backtest", str(events), "--watch",
+                            str(tmp_path / "watch.csv"), "--relationships",
+                            str(tmp_path / "links.csv"), "--project", str(tmp_path))
+    assert code == 0, err
+    found = {(a["actor_id"], a["rule"], a["subjects"][0], a["raised_at"][:10])
+             for a in map(json.loads, out.splitlines())}
+    assert found == {("a1", "watch.subject", "customer:4242", "2026-01-15"),
+                     ("a2", "watch.related", "customer:1111", "2026-01-16")}
+    (tmp_path / "watch.csv").write_text("customer:1\n4242,public figure\n")
+    code, _, err = invoke("detect", "backtest", str(events), "--watch",
+                          str(tmp_path / "watch.csv"), "--project", str(tmp_path))
+    assert code == 1 and "watch.csv:2: '4242' is not a subject; write TYPE:ID" in err
+
+
 LOG = """\
 2026-03-02 09:15:00.100 UTC [4242] readonly_user@prod LOG:  AUDIT: SESSION,1,1,READ,SELECT,\
 TABLE,public.customers,"SELECT * FROM customers WHERE id = 42",<not logged>
