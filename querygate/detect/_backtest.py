@@ -24,6 +24,12 @@ def read_events(lines: Iterable[bytes | str]) -> Iterator[tuple[int, object]]:
             raise EventError(f"line {number}: not a JSON object") from None
 
 
+def unattributed(obj: dict[str, object]) -> bool:
+    """An exported refusal of an unknown token: ``denied`` with no actor and no subjects."""
+    return obj.get("actor_id") is None and obj.get("decision") == "denied" \
+        and not obj.get("subjects")
+
+
 def backtest(lines: Iterable[bytes | str], config: DetectConfig | None = None,
              detector: Detector | None = None, *, lists: Lists | None = None) -> Iterator[Alert]:
     """Every alert the detector raises over JSONL events given in time order; ``lists``:
@@ -32,6 +38,8 @@ def backtest(lines: Iterable[bytes | str], config: DetectConfig | None = None,
     for number, obj in read_events(lines):
         if not isinstance(obj, dict):
             raise EventError(f"line {number}: not a JSON object")
+        if unattributed(obj):
+            continue  # a refused unknown token: no person to judge
         try:
             event = event_from_json(obj)
         except EventError as exc:

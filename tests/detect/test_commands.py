@@ -37,6 +37,19 @@ def test_backtest_reads_the_five_required_fields_and_prints_alerts_as_jsonl(
     assert "1 alert(s): volume.spike 1" in err
 
 
+def test_backtest_passes_over_refusals_of_unknown_tokens_in_an_export(tmp_path: Path) -> None:
+    """``audit export`` keeps refused unknown tokens (no actor); they judge no person."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"occurred_at": "2026-01-05T10:00:00Z", "actor_id": null, '
+                      '"function_name": "f", "decision": "denied", "subjects": [], '
+                      '"error_code": "not_authenticated"}\n'
+                      '{"occurred_at": "2026-01-05T10:01:00Z", "actor_id": "a", '
+                      '"function_name": "f", "decision": "allowed", "subjects": []}\n')
+    code, out, err = invoke("detect", "backtest", str(events), "--project", str(tmp_path))
+    assert code == 0, err
+    assert out == ""
+
+
 def test_backtest_names_the_bad_line(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text('{"occurred_at": "2026-01-05T10:00:00Z", "actor_id": "a", '
