@@ -143,6 +143,7 @@ class MaskedSources:
     views: Mapping[str, MaskedView]
     match_key: bytes = b""
     _cache: dict[tuple[str, tuple[str, ...]], exp.Select] = field(default_factory=dict)
+    _texts: dict[int, str] = field(default_factory=dict)  # id of a cached subquery -> its SQL
 
     def matchable(self, relation: Relation, column: str, classification: Classification,
                   roles: Sequence[Role]) -> bool:
@@ -165,8 +166,20 @@ class MaskedSources:
             subquery = subquery.where(exp.In(this=form, expressions=hashes), copy=False)
         return subquery
 
+    def relation_sql(self, relation: Relation, classification: Classification,
+                     roles: Sequence[Role]) -> str | None:
+        """``relation_for`` as SQL text, cached: what a splice puts in the caller's text."""
+        subquery = self._relation(relation, classification, roles, copy=False)
+        if subquery is None:
+            return None
+        key = id(subquery)
+        text = self._texts.get(key)
+        if text is None:
+            text = self._texts[key] = subquery.sql(dialect="postgres", normalize_functions=False)
+        return text
+
     def _relation(self, relation: Relation, classification: Classification,
-                  roles: Sequence[Role]) -> exp.Select | None:
+                  roles: Sequence[Role], copy: bool = True) -> exp.Select | None:
         view = self.views.get(relation.qualified)
         if view is None:
             return None
@@ -177,7 +190,7 @@ class MaskedSources:
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = _subquery(view, decisions)
-        return cached.copy()
+        return cached.copy() if copy else cached
 
 
 def _subquery(view: MaskedView, decisions: tuple[str, ...]) -> exp.Select:

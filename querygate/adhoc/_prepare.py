@@ -17,12 +17,12 @@ from sqlglot import exp
 
 from querygate.adhoc._allow import Allowlist
 from querygate.adhoc._masked import MaskedSources
-from querygate.adhoc._rewrite import rewrite
+from querygate.adhoc._rewrite import Matches, TableRef, needs_tree, rewrite, spliced, table_refs
 from querygate.analysis import AnalysedFunction, analysed_function
 from querygate.catalog import Function, placeholders
 from querygate.errors import BadParameters, PolicyDenied
 from querygate.identity import Identity
-from querygate.lineage import LineageError, Schema, analyze, parse_query
+from querygate.lineage import LineageError, Relation, Schema, analyze, parse_query
 from querygate.policy import Classification, Plan, Role, plan
 
 ADHOC_FUNCTION = "adhoc_sql"
@@ -79,12 +79,19 @@ def prepare_adhoc(setting: AdhocSetting, who: Identity, roles: dict[str, Role],
     if not granted:
         raise PolicyDenied("adhoc not granted", "none of your roles has adhoc: true")
     sql = _validated(text)
+    sources = setting.sources
     try:
         statement = parse_query(sql)
         if sum(1 for _ in statement.walk()) > MAX_NODES:
             raise BadParameters("the statement is too large to analyse", parameter="sql")
         setting.allowlist.check(statement)
-        analysis = analyze(sql, setting.schema, statement.copy())
+        # what the rewrite needs is taken before the analysis changes the tree in place
+        refs = None if sources is None else _table_refs(statement, setting)
+        matchable = None if sources is None else (
+            lambda r, c: sources.matchable(r, c, setting.classification, granted))
+        pristine = statement.copy() if refs is None or matchable is None or needs_tree(
+            statement, setting.schema, refs, matchable) else None
+        analysis = analyze(sql, setting.schema, statement)
     except LineageError as exc:
         raise BadParameters(f"the SQL cannot be analysed: {exc.message}", parameter="sql") from None
     except RecursionError:
@@ -96,19 +103,37 @@ def prepare_adhoc(setting: AdhocSetting, who: Identity, roles: dict[str, Role],
                    [dataclasses.replace(r, functions=("*",)) for r in granted],
                    masked_at_source=True)
     decided.ensure_allowed()
-    return AdhocStatement(analysed, decided, _rewritten(setting, statement, granted))
-
-
-def _rewritten(setting: AdhocSetting, statement: exp.Expr, granted: Sequence[Role]) -> str:
-    sources = setting.sources
     if sources is None:
         raise PolicyDenied("adhoc: database not prepared", setting.unprepared or "")
+    if refs is None:  # a relation the rewrite refuses although the analysis knew it
+        assert pristine is not None
+        refs = table_refs(pristine, setting.schema)
+    return AdhocStatement(analysed, decided,
+                          _rewritten(setting, sources, granted, sql, refs, pristine))
+
+
+def _table_refs(statement: exp.Expr, setting: AdhocSetting) -> list[TableRef] | None:
+    """The tables named, or None to let the analysis name an unknown one (a 422)."""
     try:
-        done = rewrite(
-            statement, setting.schema,
-            lambda r, m: sources.relation_for(r, setting.classification, granted, m),
-            setting.allowlist,
-            lambda r, c: sources.matchable(r, c, setting.classification, granted))
+        return table_refs(statement, setting.schema)
+    except PolicyDenied:
+        return None
+
+
+def _rewritten(setting: AdhocSetting, sources: MaskedSources, granted: Sequence[Role],
+               sql: str, refs: list[TableRef], pristine: exp.Expr | None) -> str:
+    classification = setting.classification
+
+    def source(r: Relation, m: Matches) -> exp.Select | None:
+        return sources.relation_for(r, classification, granted, m)
+
+    try:
+        if pristine is None:
+            return spliced(sql, refs, setting.schema,
+                           lambda r: sources.relation_sql(r, classification, granted),
+                           source, setting.allowlist)
+        rewrite(pristine, setting.schema, source, setting.allowlist,
+                lambda r, c: sources.matchable(r, c, classification, granted))
     except LineageError as exc:
         raise BadParameters(f"a view cannot be analysed: {exc.message}", parameter="sql") from None
-    return done.sql(dialect="postgres", normalize_functions=False, copy=False)
+    return pristine.sql(dialect="postgres", normalize_functions=False, copy=False)

@@ -8,6 +8,7 @@ views (a catalog such as ``pg_stats``, querygate's own schema) is refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlglot import exp
 
@@ -20,6 +21,7 @@ MAX_VIEW_DEPTH = 8
 Matches = Mapping[str, Sequence[str]]  # column -> the literals it must equal (one of)
 Source = Callable[[Relation, Matches], exp.Select | None]
 Matchable = Callable[[Relation, str], bool]
+SourceSql = Callable[[Relation], str | None]  # a table's stand-in as SQL text (no matches)
 
 
 def _name(ident: exp.Expr | None) -> str | None:
@@ -33,17 +35,25 @@ def _cte_names(statement: exp.Expr) -> set[str]:
             if (n := _name(cte.args["alias"].this if cte.args.get("alias") else None))}
 
 
-def rewrite(statement: exp.Expr, schema: Schema, source: Source, allow: Allowlist,
-            matchable: Matchable = lambda r, c: False, depth: int = 0) -> exp.Expr:
-    """``statement`` with each table reference replaced by ``source(table)`` (in place)."""
-    if depth > MAX_VIEW_DEPTH:
-        raise PolicyDenied("adhoc: views nested too deeply",
-                           f"views are nested more than {MAX_VIEW_DEPTH} deep")
+Splice = tuple[int, int, str]  # (start, end) of a table's name in the text, and its stand-in
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """One table name as the caller wrote it, taken before the analysis changes the tree."""
+
+    table: exp.Table
+    relation: Relation
+    start: int  # where the name (with its schema) stands in the text; -1 when unknown
+    end: int
+    aliased: bool
+
+
+def table_refs(statement: exp.Expr, schema: Schema) -> list[TableRef]:
+    """The tables ``statement`` names (not CTEs, not functions in FROM), or the refusal."""
     ctes = _cte_names(statement)
-    matches = _matches(statement, schema, ctes, matchable)
-    for select in list(statement.find_all(exp.Select)):
-        _group_by_key(select, schema, ctes)
-    for table in list(statement.find_all(exp.Table)):
+    refs = []
+    for table in statement.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue  # a function in FROM: checked by the allowlist
         name, db = _name(table.this), _name(table.args.get("db"))
@@ -61,13 +71,69 @@ def rewrite(statement: exp.Expr, schema: Schema, source: Source, allow: Allowlis
                                f"{shown[:120]} is not one of them")
         if table.args.get("sample") is not None:
             raise PolicyDenied("adhoc: TABLESAMPLE", "TABLESAMPLE is not available in ad-hoc SQL")
-        table.replace(_replacement(table, relation, schema, source, allow, depth,
-                                   matches.get(id(table), {})))
-    return statement
+        first = table.args.get("db") or table.this
+        start, end = first.meta.get("start"), table.this.meta.get("end")
+        refs.append(TableRef(table, relation, -1 if start is None else int(start),
+                             -1 if end is None else int(end) + 1,
+                             table.args.get("alias") is not None))
+    return refs
+
+
+def needs_tree(statement: exp.Expr, schema: Schema, refs: list[TableRef],
+               matchable: Matchable) -> bool:
+    """Whether more than the table names changes (match terms, GROUP BY, ``ONLY``), so the
+    statement must be rewritten as a tree rather than spliced as text."""
+    if any(r.start < 0 or r.end < 0 or r.table.args.get("only") for r in refs):
+        return True
+    ctes = _cte_names(statement)
+    return bool(_matches(statement, schema, ctes, matchable, mutate=False)) or any(
+        _group_by_key(select, schema, ctes, mutate=False)
+        for select in statement.find_all(exp.Select))
+
+
+def spliced(sql: str, refs: list[TableRef], schema: Schema, source_sql: SourceSql,
+            source: Source, allow: Allowlist) -> str:
+    """``sql`` with each table name replaced by its stand-in: the caller's own text, with no
+    regeneration of the rest and no drift from what they wrote."""
+    out, at = [], 0
+    for ref in sorted(refs, key=lambda r: r.start):
+        if ref.relation.view_sql is not None:
+            stand_in = _replacement(ref.table, ref.relation, schema, source, allow, 0, {})
+            text = stand_in.sql(dialect="postgres", normalize_functions=False, copy=False)
+            if ref.aliased:  # the caller's alias follows the name; keep the view's columns
+                text = f"({stand_in.this.sql(dialect='postgres', normalize_functions=False)})"
+        else:
+            inner = source_sql(ref.relation)
+            if inner is None:
+                raise PolicyDenied("adhoc: relation not readable",
+                                   f"the gateway cannot read {ref.relation.qualified}")
+            text = f"({inner})"
+            if not ref.aliased:
+                text += " AS " + exp.to_identifier(ref.table.name, quoted=True).sql(
+                    dialect="postgres")
+        out += [sql[at:ref.start], text]
+        at = ref.end
+    return "".join(out) + sql[at:]
+
+
+def rewrite(statement: exp.Expr, schema: Schema, source: Source, allow: Allowlist,
+            matchable: Matchable = lambda r, c: False, depth: int = 0) -> None:
+    """Replace each table reference in ``statement`` by ``source(table)``, in place, with
+    match terms moved into their sources and GROUP BY completed."""
+    if depth > MAX_VIEW_DEPTH:
+        raise PolicyDenied("adhoc: views nested too deeply",
+                           f"views are nested more than {MAX_VIEW_DEPTH} deep")
+    ctes = _cte_names(statement)
+    matches = _matches(statement, schema, ctes, matchable)
+    for select in list(statement.find_all(exp.Select)):
+        _group_by_key(select, schema, ctes)
+    for ref in table_refs(statement, schema):
+        ref.table.replace(_replacement(ref.table, ref.relation, schema, source, allow, depth,
+                                       matches.get(id(ref.table), {})))
 
 
 def _matches(statement: exp.Expr, schema: Schema, ctes: set[str],
-             matchable: Matchable) -> dict[int, dict[str, list[str]]]:
+             matchable: Matchable, mutate: bool = True) -> dict[int, dict[str, list[str]]]:
     """``match`` comparisons moved into the masked source they filter: a top-level ``AND``
     term ``t.col = 'literal'`` (or ``IN`` literals) of a WHERE, for a table read in that
     SELECT's FROM or an inner join. The term becomes TRUE; the source keeps only the rows
@@ -93,17 +159,20 @@ def _matches(statement: exp.Expr, schema: Schema, ctes: set[str],
             if relation is None or name is None or not matchable(relation, name):
                 continue
             found.setdefault(id(table), {}).setdefault(name, []).extend(literals)
-            term.replace(exp.true())
+            if mutate:
+                term.replace(exp.true())
     return found
 
 
-def _group_by_key(select: exp.Select, schema: Schema, ctes: set[str]) -> None:
+def _group_by_key(select: exp.Select, schema: Schema, ctes: set[str],
+                  mutate: bool = True) -> bool:
     """``GROUP BY t.id`` lets PostgreSQL read t's other columns (the key determines them); a
     subquery in t's place has no key, so those columns are added to the GROUP BY, which
     groups the same rows."""
     group = select.args.get("group")
     if group is None:
-        return
+        return False
+    added = False
     tables = _inner_tables(select, ctes, inner_only=False)
     grouped = {(_name(c.args.get("table")), _name(c.this)) for c in group.expressions
                if isinstance(c, exp.Column)}
@@ -115,8 +184,12 @@ def _group_by_key(select: exp.Select, schema: Schema, ctes: set[str]) -> None:
         for column in _own_columns(select):
             key = (_name(column.args.get("table")), _name(column.this))
             if key[0] == alias and key not in grouped and not isinstance(column.this, exp.Star):
+                if not mutate:
+                    return True
                 grouped.add(key)
                 group.append("expressions", column.copy())
+                added = True
+    return added
 
 
 def _own_columns(select: exp.Select) -> list[exp.Column]:
@@ -185,12 +258,12 @@ def _replacement(table: exp.Table, relation: Relation, schema: Schema, source: S
     if relation.view_sql is not None:
         body = parse_query(relation.view_sql)
         allow.check(body, where=f"view {relation.qualified}")
-        inner = rewrite(body, schema, source, allow, depth=depth + 1)
+        rewrite(body, schema, source, allow, depth=depth + 1)
         if not alias.args.get("columns"):
             alias = alias.copy()
             alias.set("columns", [exp.to_identifier(c.name, quoted=True)
                                   for c in relation.columns])
-        return exp.Subquery(this=inner, alias=alias)
+        return exp.Subquery(this=body, alias=alias)
     masked = source(relation, matches)
     if masked is None:
         raise PolicyDenied("adhoc: relation not readable",
