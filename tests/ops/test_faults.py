@@ -15,10 +15,11 @@ from querygate.demo import start_embedded, stop_embedded
 from querygate.identity import add_user, issue_token
 from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from tests.demo_env import Demo, serving
-from tests.gateway.test_fail_closed import MINI_SQL, project_with
+from tests.gateway.test_fail_closed import MINI_SQL, SLOW, project_with
 from tests.ops.audit_checks import assert_chain_whole, assert_one_event_each, assert_verifies
 from tests.ops.load import Load
 from tests.ops.proxy import proxied
+from tests.ops.test_metrics import samples, value
 
 pytestmark = pytest.mark.anyio
 
@@ -44,6 +45,7 @@ async def wait_ready(client: httpx.AsyncClient, *, ready: bool, within_s: float 
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_audit_store_cut_then_stalled_under_load(demo: Demo, tmp_path: Path) -> None:
     async with proxied(demo.gateway_url) as proxy:
         project = project_with(demo, tmp_path, audit_url=proxy.via(demo.gateway_url),
@@ -95,6 +97,7 @@ async def mini_project(folder: Path, server: str) -> tuple[Path, str]:
     return folder, token
 
 
+@pytest.mark.slow
 async def test_data_server_restarted_under_load(tmp_path: Path) -> None:
     pg = tmp_path / "pg"
     server = start_embedded(pg)
@@ -120,3 +123,31 @@ async def test_data_server_restarted_under_load(tmp_path: Path) -> None:
         assert_verifies(project)
     finally:
         stop_embedded(pg)
+
+
+async def test_an_exhausted_query_pool_is_a_bounded_503_counted_and_audited(
+        demo: Demo, tmp_path: Path) -> None:
+    project = project_with(demo, tmp_path, extra_sql=SLOW,
+                           settings="  pool_max_size: 1\n  pool_min_size: 1\n"
+                                    "  pool_timeout_s: 0.3\n  statement_timeout_ms: 5000")
+    async with serving(project) as client:
+        before = samples((await client.get("/metrics")).text)
+        token = demo.token("alice")
+        holder = Load(client, token, function="slow_lookup", params={"seconds": 1})
+        waiter = Load(client, token)
+        async with holder.running(callers=1), waiter.running(callers=2):
+            await waiter.until(lambda: waiter.count(503) >= 2)
+        after = samples((await client.get("/metrics")).text)
+        assert (await client.get("/readyz")).status_code == 200
+    assert {r.json()["error"]["code"] for r in waiter.responses if r.status_code == 503} == {
+        "unavailable"}
+    assert value(after, "querygate_pool_timeouts_total", pool="query") > value(
+        before, "querygate_pool_timeouts_total", pool="query")
+    assert value(after, "querygate_calls_total", function="get_customer_by_id", decision="error",
+                 code="unavailable", client="http") >= 2
+    with psycopg.connect(demo.admin_url) as conn:  # the audit pool was free to record them
+        row = conn.execute("SELECT count(*) FROM querygate.audit_events WHERE error_code = "
+                           "'unavailable' AND actor_email = 'alice@example.com'").fetchone()
+    assert row is not None and row[0] >= 2
+    assert_one_event_each(demo.admin_url, holder.audit_ids() + waiter.audit_ids())
+    assert_chain_whole(demo.admin_url)

@@ -47,6 +47,7 @@ async def slow(client: httpx.AsyncClient, url: str, token: str, seconds: float,
                              headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
 
 
+@pytest.mark.slow
 async def test_timeout_hang_up_and_sigterm(demo: Demo, tmp_path: Path) -> None:
     project = project_with(demo, tmp_path, extra_sql=SLOW,
                            settings="  statement_timeout_ms: 1500\n  pool_max_size: 4")

@@ -36,6 +36,7 @@ async def post(client: httpx.AsyncClient, url: str, token: str, function: str,
                              "reason": "TICKET-7"}, headers={"Authorization": f"Bearer {token}"})
 
 
+@pytest.mark.slow
 async def test_two_processes_share_the_chain_revocations_and_limits(
         demo: Demo, tmp_path: Path) -> None:
     project = project_copy(demo, tmp_path, limited)
