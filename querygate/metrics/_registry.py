@@ -63,9 +63,17 @@ def outcome(exc: BaseException) -> tuple[str, str]:
     return "error", "internal"
 
 
+_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+
 def observe_call(function: str, client: str, decision: str, code: str, seconds: float) -> None:
-    CALLS.labels(function, decision, code, client).inc()
-    CALL_SECONDS.labels(function, decision, client).observe(seconds)
+    key = (function, decision, code, client)
+    child = _children.get(key)
+    if child is None:  # ``labels()`` takes a lock and builds a key: once per label set
+        child = _children[key] = (CALLS.labels(function, decision, code, client),
+                                  CALL_SECONDS.labels(function, decision, client))
+    child[0].inc()
+    child[1].observe(seconds)
 
 
 def observed(fixed: str | None = None) -> Callable[
@@ -162,5 +170,11 @@ def track_pool(pool: object) -> None:
     POOLS.pools.add(pool)
 
 
+_pool_waits: dict[str, Any] = {}
+
+
 def observe_pool_wait(pool: str, seconds: float) -> None:
-    POOL_WAIT_SECONDS.labels(pool).observe(seconds)
+    child = _pool_waits.get(pool)
+    if child is None:
+        child = _pool_waits[pool] = POOL_WAIT_SECONDS.labels(pool)
+    child.observe(seconds)
