@@ -14,11 +14,13 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from querygate.errors import QuerygateError
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
 
 FRONT_DOORS = frozenset({"http", "postgres", "mcp", "console", "cli"})
 UNKNOWN = "(unknown)"

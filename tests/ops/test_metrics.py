@@ -129,3 +129,17 @@ async def test_a_store_that_cannot_be_read_leaves_the_shared_figures_out(
     assert value(scraped, "querygate_store_scrape_ok") == 0
     assert not any(name == "querygate_audit_head_seq" for name, _ in scraped)
     assert value(samples(await scrape(client)), "querygate_store_scrape_ok") == 1
+
+
+async def test_every_metric_is_documented(client: httpx.AsyncClient) -> None:
+    from pathlib import Path
+
+    assert (await call(client, "qg_unknown", "get_customer_by_id", {"customer_id": 1})
+            ).status_code == 401
+    doc = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    names = {family.name for family in text_string_to_metric_families(await scrape(client))
+             if family.name.startswith("querygate_")}
+    assert len(names) >= 20
+    for name in names:
+        suffix = "_total" if f"`{name}_total`" in doc else ""
+        assert f"`{name}{suffix}`" in doc, name
