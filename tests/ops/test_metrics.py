@@ -5,8 +5,10 @@ from __future__ import annotations
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from querygate.gateway import Gateway
 from tests.demo_env import Demo, call
 
 pytestmark = pytest.mark.anyio
@@ -143,3 +145,30 @@ async def test_every_metric_is_documented(client: httpx.AsyncClient) -> None:
     for name in names:
         suffix = "_total" if f"`{name}_total`" in doc else ""
         assert f"`{name}{suffix}`" in doc, name
+
+
+async def test_every_front_door_and_ad_hoc_sql_are_labelled(
+        demo: Demo, gateway: Gateway) -> None:
+    from querygate.errors import NotFound, PolicyDenied
+
+    before = samples(generate_latest(REGISTRY).decode())
+    alice = demo.token("alice")
+    await gateway.call(alice, "get_customer_by_id", {"customer_id": 3}, "T-1", client="postgres")
+    await gateway.call(alice, "get_customer_by_id", {"customer_id": 3}, "T-1", client="mcp")
+    await gateway.call(alice, "get_customer_by_id", {"customer_id": 3}, "T-1",
+                       client="made-up door")
+    with pytest.raises(NotFound):
+        await gateway.call(alice, "zq_invented", {}, client="console")
+    with pytest.raises(PolicyDenied):  # alice's role has no ad-hoc SQL
+        await gateway.sql(alice, "SELECT 1", "T-1", client="cli")
+    after = samples(generate_latest(REGISTRY).decode())
+
+    def moved(**labels: str) -> float:
+        return value(after, "querygate_calls_total", **labels) - value(
+            before, "querygate_calls_total", **labels)
+
+    ok = {"function": "get_customer_by_id", "decision": "allowed", "code": "ok"}
+    assert moved(**ok, client="postgres") == moved(**ok, client="mcp") == 1
+    assert moved(**ok, client="other") == 1
+    assert moved(function="(unknown)", decision="denied", code="not_found", client="console") == 1
+    assert moved(function="adhoc_sql", decision="denied", code="policy_denied", client="cli") == 1
