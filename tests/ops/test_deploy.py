@@ -16,7 +16,7 @@ def test_the_image_runs_serve_as_a_non_root_user() -> None:
     users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert re.search(r"^FROM python:3\.\d+-slim", dockerfile, re.MULTILINE)
-    assert '"serve"' in dockerfile and "/readyz" in dockerfile
+    assert '"serve"' in dockerfile and "8080/healthz" in dockerfile
     assert not re.search(r"(?i)^(ENV|ARG) .*(password|secret|token)", dockerfile, re.MULTILINE)
 
 
