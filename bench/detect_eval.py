@@ -45,10 +45,20 @@ def _date(value: str) -> dt.date:
     return dt.date.fromisoformat(value[:10])
 
 
-def run(folder: Path, variant: str,
-        config: DetectConfig) -> tuple[list[Alert], set[tuple[str, dt.date]], float]:
+def lists_of(folder: Path) -> Any:
+    """The organisation's watch list and relationships, as the simulator wrote them."""
+    from querygate.detect import Lists, WatchSettings, lists_from_files
+
+    watch, links = folder / "watch.csv", folder / "relationships.csv"
+    return lists_from_files(WatchSettings(), watch if watch.exists() else None,
+                            links if links.exists() else None) if watch.exists() or \
+        links.exists() else Lists()
+
+
+def run(folder: Path, variant: str, config: DetectConfig,
+        lists: bool = False) -> tuple[list[Alert], set[tuple[str, dt.date]], float]:
     keep = KEEP[variant]
-    detector = Detector(config)
+    detector = Detector(config, lists_of(folder)) if lists else Detector(config)
     alerts: list[Alert] = []
     days: set[tuple[str, dt.date]] = set()
     started = time.process_time()
@@ -73,10 +83,11 @@ def _at_work(present: list[dt.date], when: dt.date, off: set[dt.date]) -> int:
     return max(1, len(worked) + (when not in present))
 
 
-def score(folder: Path, variant: str, config: DetectConfig) -> dict[str, Any]:
+def score(folder: Path, variant: str, config: DetectConfig,
+          lists: bool = False) -> dict[str, Any]:
     truth = orjson.loads((folder / "truth.json").read_bytes())
     off = {_date(d) for d in truth["holidays"]}
-    alerts, days, cpu = run(folder, variant, config)
+    alerts, days, cpu = run(folder, variant, config, lists)
 
     def working(first: dt.date, last: dt.date) -> int:
         count, day = 0, first
@@ -106,11 +117,21 @@ def score(folder: Path, variant: str, config: DetectConfig) -> dict[str, Any]:
                          "working_day": _at_work(present, when, off) if when else None})
     honest_days = sum(1 for actor, day in days
                       if actor not in windows or not windows[actor][0] <= day <= windows[actor][1])
-    return {"seed": truth["seed"], "variant": variant, "events": truth["events"],
+    return {"seed": truth["seed"], "variant": variant + ("+lists" if lists else ""),
+            "events": truth["events"],
             "people": len(truth["staff"]), "person_days": honest_days,
             "false_alerts": len(false), "per_1000": round(1000 * len(false) / honest_days, 2),
             "false_by_rule": dict(Counter(a.rule for a in false)), "insiders": insiders,
+            "lookalikes": _lookalikes(truth, false),
             "cpu_s": round(cpu, 1), "false": [a.to_json() for a in false]}
+
+
+def _lookalikes(truth: dict[str, Any], false: list[Alert]) -> dict[str, int]:
+    """False alerts on the honest people whose work returns to the same subjects, by kind."""
+    found: Counter[str] = Counter({look["style"]: 0 for look in truth.get("lookalikes", [])})
+    for look in truth.get("lookalikes", []):
+        found[look["style"]] += sum(a.actor_id == look["actor_id"] for a in false)
+    return dict(found)
 
 
 def report(result: dict[str, Any], verbose: bool) -> None:
@@ -122,6 +143,8 @@ def report(result: dict[str, Any], verbose: bool) -> None:
         print(f"  {i['style']:<13} {i['variant']:<13} {i['role']:<8} from {i['start']}: {found}")
     print(f"  false alerts: {result['false_alerts']} = {result['per_1000']} per 1,000 person-days "
           f"{result['false_by_rule']}")
+    if result["lookalikes"]:
+        print(f"  on honest look-alikes: {result['lookalikes']}")
     if verbose:
         for alert in result["false"]:
             print("    ", alert["raised_at"], alert["actor_id"], alert["rule"], alert["summary"])
@@ -149,13 +172,15 @@ def main() -> None:
     parser.add_argument("--variant", choices=sorted(KEEP), action="append")
     parser.add_argument("--json", action="store_true", help="One JSON result per line.")
     parser.add_argument("-v", "--verbose", action="store_true", help="List the false alerts.")
+    parser.add_argument("--lists", action="store_true",
+                        help="Give the detector the folder's watch.csv and relationships.csv.")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="Change one detect: setting for this run, e.g. --set isolated_tail=1e-5")
     args = parser.parse_args()
     config = configured(args.set, parser)
     for folder in args.folders:
         for variant in args.variant or ["full", "reasons", "minimal"]:
-            result = score(folder, variant, config)
+            result = score(folder, variant, config, args.lists)
             if args.json:
                 print(orjson.dumps({k: v for k, v in result.items() if k != "false"}).decode())
             else:

@@ -4,8 +4,10 @@
 
 writes ``events.jsonl`` (the ``audit export`` form, in time order; the input of
 ``querygate detect backtest``) and ``truth.json`` (the staff, the calendar and
-each planted insider with the day they started). ``bench/detect_eval.py``
-scores the detector against the truth.
+each planted insider with the day they started, snoopers included, and the honest
+look-alikes), ``watch.csv`` (watched subjects) and ``relationships.csv`` (staff and
+their own, their family's records). ``bench/detect_eval.py`` scores the detector
+against the truth.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from simulate_insiders import act, plant
 from simulate_org import Org, build_org
+from simulate_snoopers import honest_return, plant_lookalikes, plant_snoopers, snoop
 from simulate_work import Day, Work
 
 
@@ -40,6 +43,10 @@ def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
     work = Work(org)
     insiders = plant(org, random.Random(seed * 7919 + 1))
     acting = random.Random(seed * 104_729 + 3)
+    taken = {i.person.id for i in insiders}
+    snoopers, lists = plant_snoopers(org, random.Random(seed * 15_485_863 + 5), taken)
+    lookalikes = plant_lookalikes(org, random.Random(seed * 32_452_843 + 7), taken)
+    snooping = random.Random(seed * 49_979_687 + 9)
     out.mkdir(parents=True, exist_ok=True)
     seq = 0
     with (out / "events.jsonl").open("wb") as sink:
@@ -50,6 +57,10 @@ def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
             work.on_call(day)
             for insider in insiders:
                 act(insider, day, work, acting)
+            for snooper in snoopers:
+                snoop(snooper, day, work, snooping)
+            for look in lookalikes:
+                honest_return(look, day, snooping)
             day.events.sort(key=lambda pair: pair[0])
             for _, event in day.events:
                 seq += 1
@@ -62,8 +73,10 @@ def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
         "staff": [{"actor_id": p.id, "role": p.role, "shift": p.shift,
                    "joined": p.joined.isoformat(), "left": p.left.isoformat() if p.left else None}
                   for p in org.people],
-        "insiders": [i.truth() for i in insiders],
+        "insiders": [i.truth() for i in [*insiders, *snoopers] if i.first],
+        "lookalikes": [look.truth() for look in lookalikes],
     }
+    lists.write(out)
     (out / "truth.json").write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))
     return truth
 

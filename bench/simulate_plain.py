@@ -8,8 +8,11 @@ no ticket queue and no ``get_ticket``, every contact has a random reference as
 its reason except a share ``--no-reason`` given none, one time zone, no shifts,
 DHCP addresses that change at random, analysts who search with one reason for
 everything. Planted: two slow browsers (an agent with no reason, an analyst
-with the analysts' blanket reason), a bulk export, a stolen token at night, and
-three short looks at one customer on separate days.
+with the analysts' blanket reason), a bulk export, a stolen token at night,
+three short looks at one customer on separate days, and a snooper: an agent who
+looks up one of the same three customers once or twice on most working days
+for six weeks, with no reason (drawn from a random stream of its own, so the
+rest of the organisation is the same with or without it).
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class Plain:
         self.holidays = {START + dt.timedelta(days=self.rng.randrange(DAYS)) for _ in range(20)}
         self.plan = {"intesa": ("a3", 200), "intesa_analyst": ("n2", 450), "bulk": ("a7", 400),
                      "stolen": ("a11", 300), "celebrity": ("a15", 500)}
+        self.snooping = random.Random(seed * 97 + 5)
+        self.first_snoop: str | None = None
+        self.snooper = ("a19", self.snooping.randint(150, 650),
+                        [self.snooping.randrange(1, 50_000) for _ in range(3)])
 
     def event(self, day: dt.date, hour: float, who: str, role: str, function: str,
               customers: list[int], reason: str | None,
@@ -104,6 +111,16 @@ class Plain:
                     hour += 0.05
         return out
 
+    def snoop(self, k: int, day: dt.date) -> list[tuple[float, dict[str, Any]]]:
+        """The snooper's look-ups of the day: on most working days, one or two, no reason."""
+        who, start, targets = self.snooper
+        rng = self.snooping
+        if not start <= k < start + 42 or day.weekday() >= 5 or day in self.holidays \
+                or day in self.away[who] or rng.random() > 0.8:
+            return []
+        return [self.event(day, rng.uniform(9, 16), who, "agent", rng.choice(LOOKUPS),
+                           [rng.choice(targets)], None) for _ in range(rng.randint(1, 2))]
+
     def truth(self, seed: int) -> dict[str, Any]:
         lengths = {"intesa": 120, "intesa_analyst": 120, "bulk": 5, "stolen": 1, "celebrity": 7}
         return {
@@ -115,7 +132,12 @@ class Plain:
                           "start": (START + dt.timedelta(days=start)).isoformat(),
                           "end": (START + dt.timedelta(days=start + lengths[style])).isoformat(),
                           "events": 0, "subjects": 0}
-                         for style, (who, start) in self.plan.items()],
+                         for style, (who, start) in self.plan.items()] +
+                        [{"actor_id": self.snooper[0], "email": self.snooper[0], "role": "agent",
+                          "style": "snooper", "variant": "persistent",
+                          "start": self.first_snoop or "", "end": (START + dt.timedelta(
+                              days=self.snooper[1] + 42)).isoformat(), "events": 0,
+                          "subjects": 3}],
         }
 
 
@@ -133,6 +155,10 @@ def main() -> None:
         for k in range(DAYS):
             day = START + dt.timedelta(days=k)
             events = plain.insiders(k, day)
+            snooped = plain.snoop(k, day)
+            if snooped and plain.first_snoop is None:
+                plain.first_snoop = day.isoformat()
+            events += snooped
             if day.weekday() < 5 and day not in plain.holidays:
                 events += plain.honest(day)
             for _, event in sorted(events, key=lambda pair: pair[0]):

@@ -72,7 +72,7 @@ def _problem(exc: ProjectError) -> dict[str, str]:
 
 def report(project: Project, analysis: CatalogAnalysis,
            config: Sequence[ProjectError] = ()) -> dict[str, Any]:
-    """The ``check --json`` object (PRODUCT.md, "check --json"); ``config`` holds the problems
+    """The ``check --json`` object (docs/contracts.md, "check --json"); ``config`` holds the problems
     of querygate.yaml outside any function, reported in the order of their lines."""
     analysed, problems = analysis.functions, analysis.problems
     functions = []

@@ -41,6 +41,7 @@ from querygate.record import (
     add_subjects,
     audit_parameters,
     checked_reason,
+    printable,
     with_parameters,
 )
 from querygate.results import CallResult, Collected, Export, Outcome, Sink, Spool
@@ -180,9 +181,10 @@ class Gateway:
 
     async def authenticate(self, token: str | None, lease: execute.Lease | None = None, *,
                            function: str = "-", client_addr: str | None = None,
-                           client: str = "http") -> Identity:
+                           client: str = "http", application: str | None = None) -> Identity:
         """Who ``token`` stands for, checked against the directory now; a refusal is audited
-        (``decision: denied``, no actor), a flood of them within ``RefusalBudget``."""
+        (``decision: denied``, no actor), a flood of them within ``RefusalBudget``.
+        ``application`` (a PostgreSQL client's application_name) lands in the event's context."""
         try:
             return await self._identify(token, lease)
         except NotAuthenticated as exc:
@@ -190,7 +192,7 @@ class Gateway:
             if skipped is not None:
                 if lease is not None:
                     await lease.release()
-                event = EventDraft(None, function, client_addr, self.policy_version, client)
+                event = self._draft(None, function, client_addr, client, application)
                 if skipped:
                     event.notes["unrecorded_refusals"] = str(skipped)
                 await self.writer.append(event.finish("denied", error_code=exc.code))
@@ -217,15 +219,15 @@ class Gateway:
     @metrics.observed()
     async def call(self, token: str | None, function: str, params: object,
                    reason: object = None, client_addr: str | None = None, *,
-                   client: str = "http") -> CallResult:
+                   client: str = "http", application: str | None = None) -> CallResult:
         """Authenticate, decide, run, mask and audit one call of a named function. ``client``
         names the front door it came through (``http``, ``postgres``, ``mcp``, ``console``,
-        ``cli``), kept in the audit event."""
+        ``cli``), kept in the audit event, as is ``application`` when given."""
         self._calls += 1
         try:
             async with self._lease() as lease:
                 context, event = await self._admitted(token, function, params, reason,
-                                                      client_addr, client, lease)
+                                                      client_addr, client, lease, application)
                 rows = Collected()
                 outcome = await self._run(event, context, self._fetch_all(context, lease), rows,
                                           lease=lease)
@@ -258,12 +260,14 @@ class Gateway:
 
     @metrics.observed(ADHOC_FUNCTION)
     async def sql(self, token: str | None, text: object, reason: object = None,
-                  client_addr: str | None = None, *, client: str = "http") -> CallResult:
+                  client_addr: str | None = None, *, client: str = "http",
+                  application: str | None = None) -> CallResult:
         """Ad-hoc SQL for roles granted ``adhoc: true``: the same analysis, masks and audit."""
         async with self._lease() as lease:
             who = await self.authenticate(token, lease, function=ADHOC_FUNCTION,
-                                          client_addr=client_addr, client=client)
-            event = EventDraft(who, ADHOC_FUNCTION, client_addr, self.policy_version, client)
+                                          client_addr=client_addr, client=client,
+                                          application=application)
+            event = self._draft(who, ADHOC_FUNCTION, client_addr, client, application)
             try:
                 event.parameters = {"sql": text if isinstance(text, str) else None}
                 why = checked_reason(reason)
@@ -272,7 +276,8 @@ class Gateway:
             except QuerygateError as exc:
                 await self._record_failure(event, exc, lease)
                 raise
-            context = CallContext(who, statement.analysed, statement.plan, {}, why, client_addr)
+            context = CallContext(who, statement.analysed, statement.plan, {}, why, client_addr,
+                                  notes=dict(event.notes))
             event.notes = context.notes
             rows = Collected()
             outcome = await self._run(event, context,
@@ -281,15 +286,23 @@ class Gateway:
         return CallResult(outcome.columns, rows.rows, statement.plan.fields, outcome.truncated,
                           outcome.receipt)
 
+    def _draft(self, who: Identity | None, function: str, client_addr: str | None, client: str,
+               application: str | None) -> EventDraft:
+        event = EventDraft(who, function, client_addr, self.policy_version, client)
+        if application:
+            event.notes["application"] = printable(application, 64)
+        return event
+
     def _lease(self) -> execute.Lease:
         return execute.Lease(self.query_pool, self.project.settings.pool_timeout_s)
 
     async def _admitted(self, token: str | None, function: str, params: object, reason: object,
                         client_addr: str | None, client: str,
-                        lease: execute.Lease | None = None) -> tuple[CallContext, EventDraft]:
+                        lease: execute.Lease | None = None,
+                        application: str | None = None) -> tuple[CallContext, EventDraft]:
         who = await self.authenticate(token, lease, function=function, client_addr=client_addr,
-                                      client=client)
-        event = EventDraft(who, function, client_addr, self.policy_version, client)
+                                      client=client, application=application)
+        event = self._draft(who, function, client_addr, client, application)
         try:
             who, analysed, plan_, values, why = self._admit(who, function, params, reason)
             event.who, event.reason = who, why
@@ -297,7 +310,8 @@ class Gateway:
         except QuerygateError as exc:
             await self._record_failure(event, exc, lease)
             raise
-        context = CallContext(who, analysed, plan_, values, why, client_addr)
+        context = CallContext(who, analysed, plan_, values, why, client_addr,
+                              notes=dict(event.notes))
         event.notes = context.notes
         return context, event
 

@@ -20,7 +20,8 @@ from querygate.settings import Settings, load_settings
 
 CONFIG_NAME = "querygate.yaml"
 SECTIONS = ("database", "audit", "secret_key", "settings", "classification", "roles", "identity",
-            "limits", "detect", "alerts", "checkpoints", "purpose", "adhoc_functions")
+            "limits", "detect", "alerts", "checkpoints", "purpose", "adhoc_functions",
+            "exposure", "postgres")
 ROLE_KEYS = ("functions", "fields", "adhoc", "requires_reason", "purpose", "limits", "approvers",
              "break_glass", "description")
 GUARDED = ("purpose", "limits", "detect", "alerts")  # read by serve's guards and detector

@@ -1,9 +1,11 @@
 """Running a rewritten ad-hoc statement on a pooled connection, and proving it left no trace.
 
 The statement runs in a transaction of its own, ``READ ONLY``, as ``querygate_adhoc`` with
-``search_path`` set to ``pg_catalog``; the transaction is rolled back. What a transaction
-cannot undo (session settings, advisory locks, prepared statements, temporary objects, LISTEN)
-(the settings a later caller relies on, advisory locks) is fingerprinted before the
+``search_path`` set to ``pg_catalog``; the transaction is rolled back. Prepared statements,
+LISTEN and temporary objects need statements of their own, which the parser never lets through
+(one SELECT, generated from its syntax tree, sent through the extended protocol). What a
+transaction cannot undo and a SELECT could still reach through a function (the settings a
+later caller relies on, the role, advisory locks) is fingerprinted before the
 connection's first ad-hoc statement and checked after every one: a connection whose
 fingerprint changed is closed, never handed to the next caller.
 """

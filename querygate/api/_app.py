@@ -1,4 +1,4 @@
-"""The HTTP API (PRODUCT.md, "HTTP API"): a Starlette app over one Gateway."""
+"""The HTTP API (docs/contracts.md, "HTTP API"): a Starlette app over one Gateway."""
 
 from __future__ import annotations
 

@@ -47,9 +47,9 @@ class StoredEvent:
         self.hash: bytes = bytes(row[20])
 
     def export(self) -> dict[str, Any]:
-        """The public JSONL form (PRODUCT.md, "Audit event"), plus the exact values that let an
-        exported file be verified on its own: ``occurred_at_us``, ``duration_us``,
-        ``policy_version`` and ``content_hash``."""
+        """The public JSONL form (docs/contracts.md, "Audit event: the JSONL export"), plus the
+        exact values that let an exported file be verified on its own: ``occurred_at_us``,
+        ``duration_us``, ``policy_version`` and ``content_hash``."""
         e = self.event
         return {
             "seq": self.seq,

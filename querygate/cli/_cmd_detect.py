@@ -18,9 +18,12 @@ from querygate.detect import (
     DetectConfig,
     DetectorService,
     EventError,
+    Lists,
     PgauditImport,
+    WatchSettings,
     backtest,
     import_pgaudit,
+    lists_from_files,
     load_settings,
 )
 from querygate.errors import QuerygateError
@@ -33,11 +36,21 @@ from querygate.project import CONFIG_NAME
 def detect() -> None: ...
 
 
-def _rules(project_dir: Path) -> DetectConfig:
+def _rules(project_dir: Path) -> tuple[DetectConfig, WatchSettings]:
     """The project's ``detect:`` settings when there is a project, else the defaults."""
     if not (project_dir / CONFIG_NAME).exists():
-        return DetectConfig()
-    return load_settings(load(project_dir)).rules
+        return DetectConfig(), WatchSettings()
+    settings = load_settings(load(project_dir))
+    return settings.rules, settings.watch
+
+
+def _lists(watch: WatchSettings, watch_file: Path | None, links_file: Path | None) -> Lists:
+    """The watch list and relationships from the project's files and the command line."""
+    for name, source in (("watch", watch.watch), ("relationships", watch.relationships)):
+        if source.sql:
+            click.echo(f"note: detect.{name}.sql is read online only; backtest reads files "
+                       f"(--{name} FILE)", err=True)
+    return lists_from_files(watch, watch_file, links_file)
 
 
 def _lines(source: IO[bytes]) -> Iterator[bytes]:
@@ -52,13 +65,24 @@ def _lines(source: IO[bytes]) -> Iterator[bytes]:
     "project's detect: settings when --project holds one. '-' reads standard input.",
     "querygate detect backtest events.jsonl > alerts.jsonl"))
 @click.argument("events", type=click.File("rb"))
+@click.option("--watch", "watch_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Watched subjects: subject[,why] a line (CSV) or JSON; added to the project's.")
+@click.option("--relationships", "links_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Staff-subject links: actor,subject[,kind] a line (CSV) or JSON.")
 @project_option
-def backtest_command(events: IO[bytes], project_dir: Path) -> None:
-    rules = _rules(project_dir)
+def backtest_command(events: IO[bytes], watch_file: Path | None, links_file: Path | None,
+                     project_dir: Path) -> None:
+    rules, watch = _rules(project_dir)
     counts: Counter[str] = Counter()
     out = sys.stdout.buffer
     try:
-        for alert in backtest(_lines(events), rules):
+        lists = _lists(watch, watch_file, links_file)
+    except QuerygateError as exc:
+        fail(exc.message)
+        raise
+    try:
+        for alert in backtest(_lines(events), rules, lists=lists):
             out.write(orjson.dumps(alert.to_json()) + b"\n")
             counts[alert.rule] += 1
     except EventError as exc:

@@ -54,9 +54,15 @@ def _until_stopped(server: Coroutine[Any, Any, None]) -> None:
               help="Use this PostgreSQL server (a superuser URL) instead of the embedded one.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the demo keeps its database and project (default: your data folder).")
-def demo(host: str, port: int, database_url: str | None, data_dir: Path | None) -> None:
+@click.option("--pg-port", default=6432, show_default=True,
+              help="Port of the PostgreSQL front door (psql, drivers); 0 turns it off. "
+                   "Served on loopback hosts only, where no TLS is needed.")
+def demo(host: str, port: int, database_url: str | None, data_dir: Path | None,
+         pg_port: int) -> None:
     from querygate.demo import demo_tokens, prepare, stop_embedded
     from querygate.demo._banner import banner
+    from querygate.pgwire import PostgresConfig
+    from querygate.pgwire._config import is_loopback
 
     folder = data_dir or Path(platformdirs.user_data_dir("querygate")) / "demo"
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,11 +76,12 @@ def demo(host: str, port: int, database_url: str | None, data_dir: Path | None) 
         return
     tokens = run(demo_tokens(setup.gateway_url))
     project = load(setup.project_dir)
+    postgres = PostgresConfig(host, pg_port) if pg_port and is_loopback(host) else None
     use_uvloop()
     try:
-        _until_stopped(serve_project(project, host, port,
+        _until_stopped(serve_project(project, host, port, postgres=postgres,
                                      banner=setup.notes + banner(setup.project_dir, host, port,
-                                                                 tokens)))
+                                                                 tokens, postgres=postgres)))
     finally:
         if database_url is None:  # the embedded server this demo started stops with it
             stop_embedded(folder / "pg")

@@ -22,6 +22,7 @@ from querygate import audit
 from querygate.api import create_app
 from querygate.cli._detecting import DetectorProcess
 from querygate.gateway import Gateway
+from querygate.pgwire import PgServer, PostgresConfig, postgres_config
 from querygate.project import Project, load_project
 
 
@@ -35,10 +36,20 @@ def use_uvloop() -> None:
 
 
 async def serve_project(project: Project, host: str, port: int, *, banner: list[str] | None = None,
-                        sock: socket.socket | None = None, detect: bool = True) -> None:
-    """Open the gateway, then serve its API until interrupted; with ``detect``, the insider
-    detector runs beside it in a process of its own."""
+                        sock: socket.socket | None = None, detect: bool = True,
+                        postgres: PostgresConfig | None = None) -> None:
+    """Open the gateway, then serve its API (and, with ``postgres:`` or ``postgres``, its
+    PostgreSQL front door) until interrupted; with ``detect``, the insider detector runs
+    beside it in a process of its own."""
+    postgres = postgres or postgres_config(project)
     gateway = await Gateway.open(project)
+    pg_server = PgServer(gateway, postgres) if postgres is not None else None
+    if pg_server is not None:
+        try:
+            await pg_server.start(reuse_port=sock is not None)  # workers share the port
+        except BaseException:
+            await gateway.close()
+            raise
     config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning",
                             access_log=False, loop="none", lifespan="on")
     server = uvicorn.Server(config)
@@ -46,6 +57,8 @@ async def serve_project(project: Project, host: str, port: int, *, banner: list[
     checkpoints = audit.CheckpointLoop.for_project(project, gateway.audit_pool)
     if banner is not None:
         click.echo(f"querygate serving {len(gateway.functions)} functions on http://{host}:{port}")
+        if pg_server is not None:
+            click.echo(f"PostgreSQL front door on {postgres_where(pg_server)}")
         for line in banner:
             click.echo(line)
     if checkpoints is not None:
@@ -58,11 +71,18 @@ async def serve_project(project: Project, host: str, port: int, *, banner: list[
     try:
         await server.serve(sockets=[sock] if sock else None)
     finally:
+        if pg_server is not None:
+            await pg_server.close()
         if checkpoints is not None:
             await checkpoints.stop()
         if detector is not None and watching is not None:
             watching.cancel()
             await asyncio.to_thread(detector.stop)
+
+
+def postgres_where(server: PgServer) -> str:
+    tls = "TLS" if server.tls is not None else "no TLS (loopback)"
+    return f"{server.config.host}:{server.port} ({tls})"
 
 
 def _worker(project_dir: str, host: str, port: int, sock: socket.socket) -> None:
@@ -85,6 +105,10 @@ def serve_workers(project: Project, host: str, port: int, workers: int) -> None:
     detector.start()
     click.echo(f"querygate serving {len(project.catalog)} functions on http://{host}:{port} "
                f"with {workers} worker processes")
+    postgres = postgres_config(project)
+    if postgres is not None:
+        click.echo(f"PostgreSQL front door on {postgres.host}:{postgres.port} in every worker "
+                   "(a cancel request reaches only the worker holding the session)")
 
     def stop(signum: int, frame: object) -> None:
         for child in children:

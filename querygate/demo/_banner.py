@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from querygate.demo._run import DEMO_USERS
 
+if TYPE_CHECKING:
+    from querygate.pgwire import PostgresConfig
 
-def banner(project_dir: Path, host: str, port: int, tokens: dict[str, str]) -> list[str]:
+
+def banner(project_dir: Path, host: str, port: int, tokens: dict[str, str], *,
+           postgres: PostgresConfig | None = None) -> list[str]:
     url = f"http://{host}:{port}"
     alice, carol = tokens["alice@example.com"], tokens["carol@example.com"]
-    lines = ["", f"project: {project_dir}", "", "demo users (tokens are new each run):"]
+    lines = ["", f"console: {url}/console/  (sign in with a token below)",
+             "", f"project: {project_dir}", "", "demo users (tokens are new each run):"]
     for email, roles in DEMO_USERS.items():
         lines.append(f"  {email:<20} {', '.join(roles):<11} {tokens[email]}")
     lines += [
@@ -24,6 +30,19 @@ def banner(project_dir: Path, host: str, port: int, tokens: dict[str, str]) -> l
         f"--token {carol}",
         f"  querygate audit subject customer:42 --project {shlex.quote(str(project_dir))}",
         "",
+        *psql_lines(postgres, tokens),
         "stop with Ctrl+C; the data stays for next time.",
     ]
     return lines
+
+
+def psql_lines(postgres: PostgresConfig | None, tokens: dict[str, str]) -> list[str]:
+    """A ready psql line per demo user, when the PostgreSQL front door is on."""
+    if postgres is None:
+        return []
+    lines = ["psql, as each demo user (then: SELECT * FROM get_customer_by_id(42); or \\df):"]
+    for email in DEMO_USERS:
+        dsn = (f"host={postgres.host} port={postgres.port} dbname=querygate user={email} "
+               f"password={tokens[email]}")
+        lines.append(f"  psql {shlex.quote(dsn)}")
+    return [*lines, ""]

@@ -21,6 +21,7 @@ from querygate.detect._store import (
     list_alerts,
     save_alert,
 )
+from querygate.detect._watch import Lists, WatchSettings, lists_from_files
 from querygate.detect._webhook import WebhookSender, slack_payload
 
 __all__ = [
@@ -33,9 +34,11 @@ __all__ = [
     "DetectorService",
     "Event",
     "EventError",
+    "Lists",
     "PgauditImport",
     "Settings",
     "StoredAlert",
+    "WatchSettings",
     "Webhook",
     "WebhookSender",
     "acknowledge",
@@ -46,6 +49,7 @@ __all__ = [
     "get_alert",
     "import_pgaudit",
     "list_alerts",
+    "lists_from_files",
     "load_config",
     "load_settings",
     "read_events",

@@ -10,6 +10,7 @@ from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._detector import Detector
 from querygate.detect._event import EventError, event_from_json
+from querygate.detect._watch import Lists
 
 
 def read_events(lines: Iterable[bytes | str]) -> Iterator[tuple[int, object]]:
@@ -23,13 +24,22 @@ def read_events(lines: Iterable[bytes | str]) -> Iterator[tuple[int, object]]:
             raise EventError(f"line {number}: not a JSON object") from None
 
 
+def unattributed(obj: dict[str, object]) -> bool:
+    """An exported refusal of an unknown token: ``denied`` with no actor and no subjects."""
+    return obj.get("actor_id") is None and obj.get("decision") == "denied" \
+        and not obj.get("subjects")
+
+
 def backtest(lines: Iterable[bytes | str], config: DetectConfig | None = None,
-             detector: Detector | None = None) -> Iterator[Alert]:
-    """Every alert the detector raises over JSONL events given in time order."""
-    detector = detector or Detector(config)
+             detector: Detector | None = None, *, lists: Lists | None = None) -> Iterator[Alert]:
+    """Every alert the detector raises over JSONL events given in time order; ``lists``:
+    watched subjects and relationships, from files (backtest has no database)."""
+    detector = detector or Detector(config, lists)
     for number, obj in read_events(lines):
         if not isinstance(obj, dict):
             raise EventError(f"line {number}: not a JSON object")
+        if unattributed(obj):
+            continue  # a refused unknown token: no person to judge
         try:
             event = event_from_json(obj)
         except EventError as exc:

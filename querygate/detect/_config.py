@@ -13,7 +13,7 @@ RULES = (
     "break_glass", "volume.spike", "purpose.miss", "purpose.unexplained", "purpose.deep_look",
     "purpose.repeat",
     "access.unusual", "access.denied", "breadth.sustained", "breadth.novel", "lookup.isolated",
-    "lookup.returning",
+    "lookup.returning", "snoop.returning", "watch.subject", "watch.related",
 )
 """Every rule the detector knows; ``disabled_rules`` may name any of them."""
 
@@ -36,7 +36,7 @@ class DetectConfig:
     peak_decay: float = 0.98  # a busiest day fades by this a day: half-life about five weeks
     spike_peer: float = 2.0  # x the typical peer's busiest day
     mixed_peer_quantile: float = 0.9  # without roles, a newcomer's per-function peer day
-    explained_days: int = 3  # a look-up without reason is explained by a reasoned one this recent
+    explained_days: int = 28  # a look-up without reason is explained by a reasoned one this recent
     reason_coverage: float = 0.5  # reasons are expected when peers give them this often
     mismatch_share: float = 0.05  # a reason reused for others is a sign only where this is rare
     reason_days: int = 60  # a reason unused this long is forgotten
@@ -71,14 +71,20 @@ class DetectConfig:
     workflow_min: int = 50  # subjects looked up (in the baseline) before a workflow is known
     single_share: float = 0.5  # one function alone is shallow only where rarer than this
     returning_share: float = 0.02  # where fewer of one's subjects come back, a return is a sign
+    # Returning attention (snoop.returning): subjects looked up again with no work behind them
+    snoop_window: int = 28  # days over which returns add up
+    snoop_floor: int = 1  # returns (weighted: 1 with a cause from purpose, 0.5 from shape) never
+    # alerted below
+    snoop_tail: float = 1e-3  # ... and at least this far into a Poisson tail of one's own rate
     disabled_rules: frozenset[str] = field(default_factory=frozenset)
 
     def enabled(self, rule: str) -> bool:
         return rule not in self.disabled_rules
 
 
-SERVICE = ("enabled", "warmup_replay_days", "poll_interval_s")
-"""Settings under ``detect:`` that the online service reads (``_settings.load_service``)."""
+SERVICE = ("enabled", "warmup_replay_days", "poll_interval_s", "watch", "relationships")
+"""Settings under ``detect:`` read elsewhere: the online service's (``_settings.load_service``)
+and the lists (``_watch.load_watch``)."""
 
 
 def load_config(raw: Mapping[str, Any] | None, *, path: str = "querygate.yaml",

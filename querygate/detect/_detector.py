@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
+from operator import itemgetter
 
 from querygate.detect import _lookup as lookup
 from querygate.detect import _rules as rules
+from querygate.detect import _snoop as snoop
 from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._event import Event
@@ -36,6 +38,7 @@ from querygate.detect._state import (
     prune,
     touch,
 )
+from querygate.detect._watch import Lists
 
 ADDRESS_DAYS = 180  # an address or function unused this long is new again
 NO_GROUP = "*"
@@ -46,8 +49,10 @@ _NEVER = Limits(float("inf"), float("inf"), {}, float("inf"), float("inf"), floa
 class Detector:
     """Per-person and peer-group baselines, updated event by event; memory bounded by windows."""
 
-    def __init__(self, config: DetectConfig | None = None) -> None:
+    def __init__(self, config: DetectConfig | None = None, lists: Lists | None = None) -> None:
         self.config = config or DetectConfig()
+        self._lists = lists or Lists()
+        self._listing = bool(self._lists)
         self.hour: int | None = None
         self.day = 0  # UTC day of the last flush
         self.first_day = 0
@@ -58,6 +63,15 @@ class Detector:
         self.addrs: dict[str, int] = {}  # every client address seen, with the day last seen
         self.readers = Readers()  # who read each subject lately, across the organisation
         self._open: list[Actor] = []
+
+    @property
+    def lists(self) -> Lists:
+        """Watched subjects and relationships; the online service replaces them as they change."""
+        return self._lists
+
+    @lists.setter
+    def lists(self, lists: Lists) -> None:
+        self._lists, self._listing = lists, bool(lists)
 
     def feed(self, event: Event) -> list[Alert]:
         """Take one event (in time order) and return the alerts it raises."""
@@ -85,6 +99,8 @@ class Detector:
             "reasons": len(self.reasons),
             "addresses": len(self.addrs),
             "recent_subjects": len(self.readers),
+            "visits": sum(len(a.visits) for a in self.actors.values()),
+            "attention": sum(len(a.attention) for a in self.actors.values()),
         }
 
     # --- per event -------------------------------------------------------------------
@@ -110,6 +126,10 @@ class Detector:
             actor.limits = rules.limits_for(actor, self.groups[group], self.config) \
                 if warm else _NEVER
             today.workflow = lookup.workflow_of(actor, self.config)
+            today.snoop = snoop.start_day(actor, self.groups[group], today.day, self.config)
+            today.snoop.expects = self.groups[group].expects_reasons(self.config.reason_coverage)
+            if not warm:
+                today.snoop.bar = float("inf")
         return actor
 
     def _observe(self, actor: Actor, event: Event) -> list[Alert]:
@@ -210,9 +230,15 @@ class Detector:
         today.targeted_events += 1
         today.reasoned += event.reason is not None
         today.targeted.update(event.subjects)
+        bound = self.reasons.bound.get(event.reason) if event.reason is not None else None
+        alerts = snoop.observe(actor, today, event, bound, self.readers,
+                               self.day - self.config.isolated_days, self.config)
+        if self._listing:
+            alerts += snoop.lists_check(actor, today, event, self._lists, bound,
+                                        group.reasons_are_specific(self.config.mismatch_share),
+                                        self.config)
         found, mismatched = causes(actor, group, event, today.day, self.config, self.reasons)
         today.mismatched += mismatched
-        alerts: list[Alert] = []
         for subject, cause in zip(event.subjects, found, strict=True):
             if cause is None:
                 touch(actor.explained, subject, today.day)
@@ -280,11 +306,18 @@ class Detector:
                                         self.groups[actor.group].explained)
         workflow = today.workflow
         kinds, candidates = self._shape(actor, today, workflow)
+        if candidates:  # a case worked again under its ticket is no return
+            worked = snoop.purposed(actor, today, self.groups[actor.group], cfg)
+            candidates = [(s, off) for s, off in candidates if s not in worked]
         if limits is not _NEVER:
             alerts += lookup.isolated_lookups(actor, today, kinds, workflow, event, cfg)
         alerts += lookup.returning(actor, today, candidates,
                                    None if limits is _NEVER else workflow, event, cfg)
+        (returns, fresh), found = snoop.close_day(actor, today, self.groups[actor.group],
+                                                  workflow, self.readers, event, cfg)
+        alerts += found
         stat, _ = actor.close_day()
+        stat.r, stat.a = returns, fresh
         actor.remember_peaks(stat, cfg.unexplained_window, cfg.peak_decay, cfg.baseline_lag)
         self.groups[actor.group].pending.append((actor, stat, today))
         return alerts
@@ -367,6 +400,11 @@ def _prune_actor(actor: Actor, day: int, cfg: DetectConfig) -> None:
     if actor.unexplained_days:
         actor.unexplained_days = {s: kept for s, ds in actor.unexplained_days.items()
                                   if (kept := [d for d in ds if d[0] > start])}
+    prune(actor.visits, day - cfg.snoop_window, itemgetter(0))
+    if actor.attention:
+        window = day - cfg.snoop_window
+        actor.attention = {s: looks for s, ds in actor.attention.items()
+                           if (looks := [d for d in ds if d[0] > window])}
     if actor.returns:
         actor.returns = {s: recent for s, rs in actor.returns.items()
                          if (recent := [r for r in rs if r.day > start])}

@@ -1,7 +1,7 @@
 """What the detector reads: one audit event, from the JSONL export or from the log itself.
 
 Only ``occurred_at``, ``actor_id``, ``function_name``, ``decision`` and
-``subjects`` are required (PRODUCT.md, backtest input); ``reason``,
+``subjects`` are required (docs/contracts.md, "Backtest input and alert output"); ``reason``,
 ``actor_roles``, ``client_addr`` and ``context`` sharpen the rules when present.
 """
 
@@ -43,6 +43,7 @@ class Event:
     purpose_alert: bool = False  # the purpose check asks for an alert on every miss
     elevated: bool = False  # roles held through an access request or break-glass
     ref: str | None = None  # seq or event_id, to link an alert to its events
+    email: str | None = None  # actor_email, for relationships given by email
 
     @property
     def allowed(self) -> bool:
@@ -123,7 +124,7 @@ def event_from_json(obj: Mapping[str, Any]) -> Event:
         reason=_text(obj.get("reason")), addr=_text(obj.get("client_addr")),
         error_code=_text(obj.get("error_code")), break_glass=flags.break_glass,
         purpose=flags.purpose, purpose_alert=flags.purpose_alert, elevated=flags.elevated,
-        ref=None if ref is None else str(ref),
+        ref=None if ref is None else str(ref), email=_text(obj.get("actor_email")),
     )
 
 
@@ -138,6 +139,7 @@ def event_from_stored(stored: StoredEvent) -> Event:
         roles=tuple(sorted(e.actor_roles)), reason=e.reason, addr=e.client_addr,
         error_code=e.error_code, break_glass=flags.break_glass, purpose=flags.purpose,
         purpose_alert=flags.purpose_alert, elevated=flags.elevated, ref=str(stored.seq),
+        email=e.actor_email,
     )
 
 

@@ -19,11 +19,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from querygate.detect._alert import SEVERITIES
 from querygate.detect._config import RULES, DetectConfig, load_config
+from querygate.detect._watch import WatchSettings, load_watch
 from querygate.errors import ProjectError
 from querygate.project import Problems, did_you_mean, gathering, line_of, resolve_secret, unknown_key
 
@@ -161,6 +162,7 @@ class Settings:
     rules: DetectConfig
     alerts: AlertSettings
     service: ServiceSettings
+    watch: WatchSettings = field(default_factory=WatchSettings)  # watched subjects, relationships
 
 
 def load_settings(project: Any, problems: Problems = None) -> Settings:
@@ -172,4 +174,5 @@ def load_settings(project: Any, problems: Problems = None) -> Settings:
     detect = project.section("detect")
     return Settings(load_config(detect, path=where, problems=problems),
                     load_alerts(project.section("alerts"), where, problems),
-                    load_service(detect, where, problems))
+                    load_service(detect, where, problems),
+                    load_watch(detect, project.root, where, problems))

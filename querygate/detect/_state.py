@@ -12,7 +12,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from querygate.detect._snoop import SnoopDay
 
 DAY = 86_400
 HOUR = 3_600
@@ -78,6 +81,9 @@ class DayStat:
     mismatched: int  # reasoned look-ups of a subject the reason was not first given for
     per_function: dict[str, int] = field(default_factory=dict)
     shape: Shape | None = None  # how the day's targeted subjects were looked up
+    r: float = 0.0  # returns that day: subjects looked up with no work behind them, on a day
+    # before too (weighted, ``_snoop.weight``)
+    a: int = 0  # subjects looked up that day with no work behind them, for the first time lately
 
 
 @dataclass(slots=True)
@@ -97,8 +103,8 @@ class Today:
     __slots__ = ("causes", "day", "denied", "end", "events", "hours", "listed", "look_refs",
                  "looks", "mismatched", "new_addrs", "new_functions", "novel", "off_new",
                  "off_refs", "off_subjects", "per_function", "reasoned", "refs", "returning",
-                 "shape", "solo", "strong", "subjects", "targeted", "targeted_events",
-                 "unexplained", "workflow")
+                 "shape", "snoop", "solo", "strong", "subjects", "targeted",
+                 "targeted_events", "unexplained", "workflow")
 
     def __init__(self, day: int, end: float) -> None:
         self.day = day
@@ -125,6 +131,7 @@ class Today:
         self.returning: set[str] = set()  # subjects this person read on an earlier day, lately
         self.shape: Shape | None = None  # set when the day closes
         self.workflow: Workflow | None = None  # set when the day starts (``workflow_of``)
+        self.snoop: SnoopDay | None = None  # set when the day starts (``_snoop.start_day``)
 
     def close(self) -> DayStat:
         return DayStat(self.day, len(self.subjects), len(self.targeted), len(self.unexplained),
@@ -194,9 +201,10 @@ class Cusum:
 class Actor:
     """One person (or one token's owner): their baselines and today's running counts."""
 
-    __slots__ = ("active", "addrs", "boundary", "breadth", "cooldown", "explained", "funcs",
-                 "group", "history", "hours", "id", "last_day", "last_seen", "limits", "novel",
-                 "peaks", "returns", "seen", "today", "unexplained_days", "weekend_days")
+    __slots__ = ("active", "addrs", "attention", "boundary", "breadth", "cooldown", "explained",
+                 "funcs", "group", "history", "hours", "id", "last_day", "last_seen", "limits",
+                 "novel", "peaks", "returns", "seen", "today", "unexplained_days", "visits",
+                 "weekend_days")
 
     def __init__(self, actor_id: str, group: str, history_days: int) -> None:
         self.id = actor_id
@@ -216,6 +224,10 @@ class Actor:
         self.explained: dict[str, int] = {}  # subject -> day last read with a purpose
         self.unexplained_days: dict[str, list[tuple[int, int]]] = {}  # subject -> (day, look-ups)
         self.returns: dict[str, list[Return]] = {}  # isolated subject -> the days it was read
+        # subject -> (day last looked up, reasons given for it lately), in order of that day
+        self.visits: dict[str, tuple[int, tuple[str, ...]]] = {}
+        # subject -> the days it was looked up with no work behind it: (day, look-ups, ref, why)
+        self.attention: dict[str, list[tuple[int, int, str | None, str]]] = {}
         self.cooldown: dict[str, int] = {}
         self.peaks: dict[str, tuple[float, int]] = {}  # count -> (busiest value, its day)
         self.breadth = Cusum()

@@ -72,6 +72,7 @@ class IdentitySettings:
     oidc: OidcSettings | None = None
     scim: ScimSettings | None = None
     access: AccessSettings = field(default_factory=AccessSettings)
+    admins: frozenset[str] = frozenset()  # roles that may revoke and offboard people (console)
 
 
 def _lines(mapping: object, key: str) -> int | None:
@@ -206,11 +207,15 @@ def oidc_settings(project: Project) -> OidcSettings | None:
 def identity_settings(project: Project) -> IdentitySettings:
     """The validated ``identity:`` section (empty: querygate's own tokens only)."""
     section = project.section("identity")
-    _Reader(section, "identity", project, ("oidc", "scim", "access"))  # unknown keys fail
+    reader = _Reader(section, "identity", project, ("oidc", "scim", "access", "admins"))
     oidc = _oidc(section["oidc"], project) if section.get("oidc") else None
     scim = _scim(section["scim"], project, oidc) if section.get("scim") else None
     _check_role_options(project)
-    return IdentitySettings(oidc, scim, _access(section.get("access"), project))
+    admins = section.get("admins") or []
+    if not isinstance(admins, list) or any(a not in project.roles for a in admins):
+        reader.fail("admins", f"must be a list of roles (roles: {', '.join(project.roles)})")
+    return IdentitySettings(oidc, scim, _access(section.get("access"), project),
+                            frozenset(admins))
 
 
 def _check_role_options(project: Project) -> None:

@@ -237,7 +237,7 @@ SECTION_CASES: list[tuple[str, str, str, str]] = [
     ("checkpoints_every", "checkpoints:\n  every_s: soon\n",
      "checkpoints.every_s must be a number of seconds (0: off)", "checkpoints:"),
     ("identity_key", "identity:\n  odic: {issuer: 'https://id.example.test'}\n",
-     "identity.odic: unknown key 'odic'; known keys: oidc, scim, access", "odic:"),
+     "identity.odic: unknown key 'odic'; known keys: oidc, scim, access, admins", "odic:"),
 ]
 
 

@@ -227,7 +227,7 @@ _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 def parse_query_file(path: Path) -> list[Function]:
-    """A deliberately small reading of PRODUCT.md's query-file format."""
+    """A deliberately small reading of docs/contracts.md, "Query files and parameter types"."""
     functions: list[Function] = []
     in_header = False
     for number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -334,7 +334,8 @@ def project() -> dict[str, Any]:
 def test_project_settings() -> None:
     settings = project()
     assert settings["database"] == {"url": "$env:QUERYGATE_DATABASE_URL"}
-    assert settings["audit"] == {"url": None}
+    assert settings["audit"] == {"url": None, "readers": ["compliance", "admin"]}
+    assert settings["identity"] == {"admins": ["admin"]}  # who revokes and offboards (console)
     assert settings["secret_key"] == "$env:QUERYGATE_SECRET_KEY"
 
 

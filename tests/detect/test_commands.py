@@ -37,6 +37,19 @@ def test_backtest_reads_the_five_required_fields_and_prints_alerts_as_jsonl(
     assert "1 alert(s): volume.spike 1" in err
 
 
+def test_backtest_passes_over_refusals_of_unknown_tokens_in_an_export(tmp_path: Path) -> None:
+    """``audit export`` keeps refused unknown tokens (no actor); they judge no person."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"occurred_at": "2026-01-05T10:00:00Z", "actor_id": null, '
+                      '"function_name": "f", "decision": "denied", "subjects": [], '
+                      '"error_code": "not_authenticated"}\n'
+                      '{"occurred_at": "2026-01-05T10:01:00Z", "actor_id": "a", '
+                      '"function_name": "f", "decision": "allowed", "subjects": []}\n')
+    code, out, err = invoke("detect", "backtest", str(events), "--project", str(tmp_path))
+    assert code == 0, err
+    assert out == ""
+
+
 def test_backtest_names_the_bad_line(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text('{"occurred_at": "2026-01-05T10:00:00Z", "actor_id": "a", '
@@ -45,6 +58,28 @@ def test_backtest_names_the_bad_line(tmp_path: Path) -> None:
     code, _, err = invoke("detect", "backtest", str(events), "--project", str(tmp_path))
     assert code == 1
     assert "line 2: missing actor_id, function_name, decision, subjects" in err
+
+
+def test_backtest_reads_the_watch_list_and_relationships_from_files(tmp_path: Path) -> None:
+    office = Office(agents=4, per_day=10).honest(12)
+    office.event(moment(10, 11), "a1", "get_customer_by_id", [4242])
+    office.event(moment(11, 11), "a2", "get_customer_by_id", [1111])
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(line) + "\n" for line in office.lines()))
+    (tmp_path / "watch.csv").write_text("subject,why\ncustomer:4242,public figure\n")
+    (tmp_path / "links.csv").write_text("actor,subject,kind\na2,customer:1111,self\n")
+    code, out, err = invoke("detect", "backtest", str(events), "--watch",
+                            str(tmp_path / "watch.csv"), "--relationships",
+                            str(tmp_path / "links.csv"), "--project", str(tmp_path))
+    assert code == 0, err
+    found = {(a["actor_id"], a["rule"], a["subjects"][0], a["raised_at"][:10])
+             for a in map(json.loads, out.splitlines())}
+    assert found == {("a1", "watch.subject", "customer:4242", "2026-01-15"),
+                     ("a2", "watch.related", "customer:1111", "2026-01-16")}
+    (tmp_path / "watch.csv").write_text("customer:1\n4242,public figure\n")
+    code, _, err = invoke("detect", "backtest", str(events), "--watch",
+                          str(tmp_path / "watch.csv"), "--project", str(tmp_path))
+    assert code == 1 and "watch.csv:2: '4242' is not a subject; write TYPE:ID" in err
 
 
 LOG = """\

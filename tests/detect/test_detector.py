@@ -89,8 +89,12 @@ def test_looking_again_and_again_at_one_customer() -> None:
         for k, function in enumerate(("get_customer_by_id", "list_customer_orders",
                                       "list_customer_payments")):
             office.event(moment(day, 11 + k / 60), "a5", function, [424242])
-    alert = first(run(office), "a5")
-    assert alert.rule == "purpose.repeat" and alert.subjects == ("customer:424242",)
+    alerts = [a for a in run(office) if a.actor_id == "a5"]
+    back = alerts[0]  # the second day's first look-up, without a reason, is a return
+    assert back.rule == "snoop.returning" and back.subjects == ("customer:424242",)
+    assert back.features["subjects"]["customer:424242"]["why"] == ["no_reason"]
+    alert = next(a for a in alerts if a.rule == "purpose.repeat")
+    assert alert.subjects == ("customer:424242",)
     assert len(alert.features["days"]) == 2 and alert.features["lookups"] == 5
 
 

@@ -18,9 +18,10 @@ from click.testing import CliRunner, Result
 from querygate import identity
 from querygate.cli import main
 from querygate.detect import DetectorService, backtest, list_alerts
+from querygate.project import load_project
 from tests.demo_env import running_server_process
 from tests.detect.conftest import Store, append_all
-from tests.detect.office import Office, moment
+from tests.detect.office import Office, moment, working
 
 pytestmark = pytest.mark.anyio
 
@@ -222,3 +223,71 @@ def _ended(pid: int) -> bool:
         return "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     except OSError:
         return True
+
+
+async def test_a_changed_watch_list_applies_without_a_restart(store: Store) -> None:
+    watch = store.project.root / "watch.csv"
+    watch.write_text("subject,why\ncustomer:1,board member\n")
+    config = store.project.root / "querygate.yaml"
+    config.write_text(config.read_text().replace(
+        "detect:\n", "detect:\n  watch: {file: watch.csv, refresh_s: 0.01}\n"))
+    project = load_project(store.project.root)
+    service = DetectorService(project)
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        await service.catch_up(conn)
+    office = Office(agents=2, per_day=4).honest(2)
+    office.event(moment(0, 12), "a0", "get_customer_by_id", [4242])
+    await append_all(store.gateway_url, office.lines())
+    await drain(service, store.gateway_url)
+    assert [a for a in await stored_alerts(store.gateway_url)] == []
+    watch.write_text("subject,why\ncustomer:1,board member\ncustomer:4242,public figure\n")
+    await anyio.sleep(0.02)
+    later = Office(agents=2, per_day=4, seed=2)
+    later.event(moment(1, 12), "a1", "get_customer_by_id", [4242])
+    await append_all(store.gateway_url, later.lines())
+    await drain(service, store.gateway_url)  # the same process, the file re-read
+    [alert] = await stored_alerts(store.gateway_url)
+    assert (alert.alert.actor_id, alert.alert.rule, alert.alert.subjects) == \
+        ("a1", "watch.subject", ("customer:4242",))
+    assert "public figure" in alert.alert.summary
+    watch.write_text("customer:1\nnot a subject\n")  # a broken file keeps the lists as they were
+    await anyio.sleep(0.02)
+    assert not await service.refresh_lists(force=True)
+    assert "customer:4242" in service.detector.lists.watched
+
+
+async def test_a_restart_in_the_middle_of_snooping_keeps_the_evidence(store: Store) -> None:
+    office = Office(agents=3, per_day=2).honest(34)
+    for k, day in enumerate(d for d in range(22, 34) if working(d)):
+        office.event(moment(day, 11), "a2", "get_customer_by_id", [9_000_001 + k % 3])
+    lines = office.lines()
+    halfway = next(n for n, line in enumerate(lines) if line["occurred_at"] >= "2026-01-30")
+    first = DetectorService(store.project)
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        await first.catch_up(conn)
+    await append_all(store.gateway_url, lines[:halfway])
+    await drain(first, store.gateway_url)
+    assert first.raised == 0  # three customers once each before the restart: no return yet
+    restarted = DetectorService(store.project)  # replays the log, then reads on
+    await append_all(store.gateway_url, lines[halfway:])
+    await drain(restarted, store.gateway_url)
+    online = {(a.alert.actor_id, a.alert.rule, a.alert.raised_at)
+              for a in await stored_alerts(store.gateway_url)}
+    assert ("a2", "snoop.returning") in {(actor, rule) for actor, rule, _ in online}
+    assert online == offline(lines, restarted)
+
+
+async def test_lists_from_sql_on_the_live_database(store: Store) -> None:
+    config = store.project.root / "querygate.yaml"
+    config.write_text(config.read_text().replace("detect:\n", """detect:
+  watch: {sql: "SELECT 'customer:' || n, 'board member' FROM generate_series(1, 3) n"}
+  relationships:
+    sql: "SELECT 'a1', 'customer:1111', 'self' UNION ALL SELECT 'a1', 'nonsense', 'family'"
+"""))
+    service = DetectorService(load_project(store.project.root))
+    assert await service.refresh_lists(force=True)
+    lists = service.detector.lists
+    assert dict(lists.watched) == {f"customer:{n}": "board member" for n in (1, 2, 3)}
+    assert lists.related("a1", None, "customer:1111") == "self"
+    assert lists.related("a5", None, "customer:1111") == "colleague"
+    assert lists.links["a1"] == {"customer:1111": "self"}  # the row that is no subject is skipped

@@ -110,12 +110,20 @@ async def test_policy_denial_names_the_rule(client: httpx.AsyncClient, demo: Dem
     assert "public.customers.email" in body["error"]["message"]
 
 
-async def test_unknown_token_is_401_and_not_audited(client: httpx.AsyncClient) -> None:
+async def test_unknown_token_is_401_and_audited_without_an_actor(client: httpx.AsyncClient,
+                                                                 demo: Demo) -> None:
+    with psycopg.connect(demo.admin_url) as conn:
+        before = conn.execute("SELECT count(*) FROM querygate.audit_events WHERE actor_id IS "
+                              "NULL AND error_code = 'not_authenticated'").fetchone()
     for header in ({}, {"Authorization": "Bearer qg_" + "x" * 43}, {"Authorization": "Basic x"}):
         response = await client.post("/v1/call/get_customer_by_id",
                                      json={"params": {"customer_id": 1}}, headers=header)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
+    with psycopg.connect(demo.admin_url) as conn:
+        after = conn.execute("SELECT count(*) FROM querygate.audit_events WHERE actor_id IS "
+                             "NULL AND error_code = 'not_authenticated'").fetchone()
+    assert before is not None and after == (before[0] + 3,)
 
 
 async def test_functions_lists_only_what_the_caller_may_call(client: httpx.AsyncClient,

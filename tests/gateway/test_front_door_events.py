@@ -39,7 +39,9 @@ async def test_the_event_names_the_front_door(client: httpx.AsyncClient, demo: D
         assert response.status_code == 200, response.text
         (row,) = _events(demo, "event_id = %s", response.json()["audit_id"])
         kinds.append(json.loads(row[4])["client"])
-    assert kinds == ["http", "cli", "http"]  # only querygate's own CLI may name itself
+    # the header names querygate's command line (a label any HTTP caller could send, so it
+    # is only ever "cli" or "http"); any other value is ignored
+    assert kinds == ["http", "cli", "http"]
 
 
 async def test_an_unknown_token_is_refused_and_audited_without_an_actor(

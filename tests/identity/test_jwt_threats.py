@@ -1,4 +1,4 @@
-"""THREATS.md "Identity": every hostile JWT is refused with 401; valid ones work.
+"""docs/threat-model.md, "Identity and tokens": every hostile JWT is refused with 401; valid ones work.
 
 Tokens are signed by the local identity provider's real keys (RSA, EC P-256,
 Ed25519) and sent to the gateway over its HTTP API, so the whole path is
@@ -79,7 +79,7 @@ def attacker() -> Iterator[tuple[str, list[str]]]:
 
 
 def hostile_tokens(idp: IdentityProvider, jku: str) -> dict[str, str]:
-    """Every case of THREATS.md "Identity" (and RFC 8725's list), by name."""
+    """Every case of docs/threat-model.md, "Identity and tokens" (and RFC 8725's list), by name."""
     rsa_, ec_ = idp.keys[0], idp.keys[1]
     good = idp.claims()
     now = int(time.time())

@@ -1,0 +1,324 @@
+"""Returning attention, watched subjects and relationships: the snooper's rules.
+
+A snooper comes back to the same few people, a look or two a day, for weeks,
+with no work behind it. Each day a person looks a subject up, the look is
+*worked* or not. It is worked when the gateway's purpose check matched; when
+someone else looked the subject up lately (a colleague works on them); when it
+was a drill-down from a list the person read; when a reason given for it was
+given for it on an earlier day too (a ticket worked again), or was first given
+for it by someone else (a colleague's ticket); or when a new reason names it on
+its first day, through the person's workflow where they have one. Where peers
+give no reasons, a look through the person's workflow is worked. A purpose
+miss is never worked.
+
+Only subjects looked up alone in a call count (a search that returned a few is
+not a look at each). Every day an unworked subject comes back is one *return*. Returns add up over
+``snoop_window`` days (they do not reset each day), and ``snoop.returning``
+fires when they reach the person's bar: ``snoop_floor``, or a ``snoop_tail``
+Poisson tail of their own returns before the baseline lag (a relationship
+manager's fixed book returns every day, and raises their bar).
+
+``watch.subject`` and ``watch.related`` fire at the look-up itself: a watched
+subject looked up without a purpose, and anyone's look-up of a subject linked to
+them (their own record, family, a colleague's own record).
+"""
+
+from __future__ import annotations
+
+from querygate.detect._alert import Alert
+from querygate.detect._config import DetectConfig
+from querygate.detect._event import Event
+from querygate.detect._rules import MAX_REFS, date_of, fire, may, poisson_tail
+from querygate.detect._state import Actor, Group, Readers, Today, Workflow
+from querygate.detect._watch import Lists
+
+MATCH, MISS, COLLEAGUE, OWN = 1, 2, 4, 8  # what a day's look-ups of a subject carried
+MAX_REASONS = 4  # reasons remembered per subject and person
+STRONG = frozenset({"purpose_miss", "no_reason", "reason_elsewhere"})
+"""Causes read from purpose: a return with one counts 1; from shape alone, ``WEAK``."""
+WEAK = 0.5
+WHY = {
+    "purpose_miss": "the purpose check found no purpose",
+    "no_reason": "no reason",
+    "reason_elsewhere": "a reason that names no ticket for them",
+    "new_reason": "a new reason each time, not a ticket worked before",
+    "off_workflow": "none of the functions their work goes through",
+    "no_work": "no reason, and nobody else looked them up",
+}
+
+
+class SnoopDay:
+    """One person's day, for these rules: what their look-ups of each subject carried."""
+
+    __slots__ = ("bar", "basis", "counted", "evidence", "expects", "flags", "reasons")
+
+    def __init__(self, bar: float, evidence: float, basis: dict[str, object]) -> None:
+        self.bar = bar  # returns that alert today (inf: not judged yet)
+        self.evidence = evidence  # returns in the window before today
+        self.basis = basis
+        self.flags: dict[str, int] = {}
+        self.reasons: dict[str, set[str]] = {}
+        self.counted: dict[str, str] = {}  # subject -> why, counted as a return during the day
+        self.expects = False  # peers give reasons (as the day started)
+
+
+def weight(why: str) -> float:
+    return 1.0 if why in STRONG else WEAK
+
+
+def _weights(counted: dict[str, str]) -> float:
+    return sum(weight(why) for why in counted.values())
+
+
+def evidence(actor: Actor) -> float:
+    """Returns in the window: every unworked day of a subject after its first, weighted by
+    its cause (a look without a purpose counts more than a look off the workflow)."""
+    return sum(weight(d[3]) for days in actor.attention.values() for d in days[1:])
+
+
+def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopDay:
+    """Today's bar, from the person's own days before the baseline lag: the returns they
+    made, and the returns their unworked look-ups would make by chance among the subjects
+    their peers touch (``U² / 2N``: many unworked look-ups among few people meet again)."""
+    hist = list(actor.history)
+    older = hist[:-cfg.baseline_lag] if cfg.baseline_lag else hist
+    if len(older) < cfg.min_history_days:
+        return SnoopDay(float("inf"), evidence(actor), {"own_days": len(older)})
+    daily = sum(s.r for s in older) / len(older)
+    active = 1 + sum(1 for s in hist if s.day > day - cfg.snoop_window)
+    unworked = sum(s.a for s in older) / len(older) * active
+    chance = unworked * unworked / (2 * max(len(group.touched), 1))
+    expected = daily * active + chance
+    bar = max(float(cfg.snoop_floor), poisson_tail(expected, cfg.snoop_tail))
+    return SnoopDay(bar, evidence(actor), {
+        "own_days": len(older), "own_returns_a_day": round(daily, 4),
+        "unworked_in_window": round(unworked, 1), "by_chance": round(chance, 4),
+        "expected_in_window": round(expected, 3), "floor": cfg.snoop_floor,
+        "tail": cfg.snoop_tail, "window_days": cfg.snoop_window})
+
+
+def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str], str] | None,
+            readers: Readers, lately: int, cfg: DetectConfig) -> list[Alert]:
+    """A targeted look-up: note what it carried; a clear return may reach the bar now."""
+    sd = today.snoop
+    assert sd is not None
+    flag = MATCH if event.purpose == "match" else MISS if event.purpose == "miss" else 0
+    alerts: list[Alert] = []
+    attention, flags = actor.attention, sd.flags
+    for subject in event.subjects:
+        bits = flag
+        if event.reason is not None:
+            sd.reasons.setdefault(subject, set()).add(event.reason)
+            if bound is None:
+                bits |= OWN
+            elif subject in bound[0]:
+                bits |= OWN if bound[1] == actor.id else COLLEAGUE
+        if bits:
+            flags[subject] = flags.get(subject, 0) | bits
+        days = attention.get(subject)
+        if not days:
+            continue
+        why = _plainly_unworked(actor, sd, subject, sd.expects) if \
+            days[-1][0] < today.day and subject not in sd.counted and \
+            len(event.subjects) == 1 else None
+        if why is not None and not readers.others(hash(subject), actor.id, lately) \
+                and subject not in today.listed:
+            sd.counted[subject] = why
+            if sd.evidence + _weights(sd.counted) >= sd.bar and \
+                    may(actor, "snoop.returning", today.day, cfg):
+                alerts.append(_alert(actor, today, event, sd, cfg, now=subject))
+    return alerts
+
+
+def _plainly_unworked(actor: Actor, sd: SnoopDay, subject: str, expects: bool) -> str | None:
+    """During the day, a return counts at once only when nothing can explain it (its cause,
+    else None): a purpose miss; or no match, no colleague's ticket and no ticket carried on
+    from an earlier day, with a reason (new) or without one where peers give reasons."""
+    bits = sd.flags.get(subject, 0)
+    if bits & MISS and not bits & MATCH:
+        return "purpose_miss"
+    if bits & (MATCH | COLLEAGUE):
+        return None
+    given = sd.reasons.get(subject)
+    if given:
+        prior = actor.visits.get(subject)
+        if prior and not given.isdisjoint(prior[1]):
+            return None
+        return "new_reason" if bits & OWN else "reason_elsewhere"
+    return "no_reason" if expects else None
+
+
+def purposed(actor: Actor, today: Today, group: Group, cfg: DetectConfig) -> set[str]:
+    """Today's subjects whose look-ups had a purpose of their own: a purpose match, or the
+    ticket given for them on an earlier day too (a long-running case worked again)."""
+    sd = today.snoop
+    assert sd is not None
+    specific = group.reasons_are_specific(cfg.mismatch_share)
+    found = set()
+    for subject in sd.flags.keys() | sd.reasons.keys():
+        bits = sd.flags.get(subject, 0)
+        prior = actor.visits.get(subject)
+        named = bool(bits & (OWN | COLLEAGUE)) or not specific
+        if bits & MATCH or (prior and named and
+                            not sd.reasons.get(subject, set()).isdisjoint(prior[1])):
+            found.add(subject)
+    return found
+
+
+def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | None,
+              readers: Readers, event: Event, cfg: DetectConfig
+              ) -> tuple[tuple[float, int], list[Alert]]:
+    """Judge each subject the person looked up today; count returns; alert at the bar."""
+    sd = today.snoop
+    assert sd is not None
+    day, since = today.day, today.day - cfg.isolated_days
+    known = workflow is not None and workflow.looked >= cfg.workflow_min
+    usual = workflow.functions if workflow is not None and known else None
+    expects = group.expects_reasons(cfg.reason_coverage)
+    specific = expects and group.reasons_are_specific(cfg.mismatch_share)
+    used = _functions(today) if usual else {}
+    returns, fresh = 0.0, 0
+    for subject in today.targeted:
+        prior = actor.visits.pop(subject, None)
+        given = sd.reasons.get(subject, set())
+        if subject in today.solo and subject not in today.listed and \
+                not readers.others(hash(subject), actor.id, since):
+            why = _unworked(sd.flags.get(subject, 0), given, prior, subject in actor.attention,
+                            expects, specific, usual, used.get(subject, ()))
+            if why is not None:
+                days = actor.attention.setdefault(subject, [])
+                days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why))
+                returns += weight(why) if len(days) > 1 else 0.0
+                fresh += len(days) == 1
+        kept = tuple(given | set(prior[1])) if prior else tuple(given)
+        actor.visits[subject] = (day, kept[:MAX_REASONS])
+    alerts: list[Alert] = []
+    total = evidence(actor)
+    if total >= sd.bar and may(actor, "snoop.returning", day, cfg):
+        sd.evidence, sd.counted = total, {}
+        alerts.append(_alert(actor, today, event, sd, cfg))
+    return (returns, fresh), alerts
+
+
+def _functions(today: Today) -> dict[str, list[str]]:
+    used: dict[str, list[str]] = {}
+    for name, subjects in today.per_function.items():
+        for subject in subjects & today.targeted:
+            used.setdefault(subject, []).append(name)
+    return used
+
+
+def _unworked(bits: int, given: set[str], prior: tuple[int, tuple[str, ...]] | None,
+              unworked_before: bool, expects: bool, specific: bool, usual: frozenset[str] | None,
+              functions: list[str] | tuple[()]) -> str | None:
+    """Why a day's look-ups of one subject had no work behind them; None when they had."""
+    if bits & MATCH:
+        return None
+    if bits & MISS:
+        return "purpose_miss"
+    if prior and not given.isdisjoint(prior[1]) and (bits & (OWN | COLLEAGUE) or not specific):
+        return None  # the same ticket for it as on an earlier day
+    if given and bits & COLLEAGUE:
+        return None  # a colleague's ticket for it
+    if given and (bits & OWN or not specific):  # a new ticket of their own for it: opened
+        if prior is None:  # through the workflow; later, only where the last look was work
+            return None if not usual or not usual.isdisjoint(functions) else "new_reason"
+        return "new_reason" if unworked_before else None
+    if expects:
+        return "reason_elsewhere" if given else "no_reason"
+    if usual is None:
+        return None  # no reasons to read, and the person's shape of work is not known yet
+    if usual:
+        return None if not usual.isdisjoint(functions) else "off_workflow"
+    return "no_work"
+
+
+def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectConfig, *,
+           now: str | None = None) -> Alert:
+    """The alert, with each returning subject's days and why no work explains them; ``now``
+    is the subject whose look-up reached the bar during the day."""
+    during = sd.counted if now else {}
+    back = {s: days for s, days in actor.attention.items() if len(days) > 1 or s in during}
+    total = sd.evidence + _weights(during) if now else evidence(actor)
+    detail: dict[str, dict[str, object]] = {}
+    whys: set[str] = set()
+    for subject, days in sorted(back.items(), key=lambda item: -len(item[1]))[:MAX_REFS]:
+        whys.update(d[3] for d in days)
+        if subject in during:
+            whys.add(during[subject])
+        why = {d[3] for d in days} | ({during[subject]} if subject in during else set())
+        detail[subject] = {"days": [date_of(d[0]) for d in days] +
+                           ([date_of(today.day)] if subject in during else []),
+                           "lookups": sum(d[1] for d in days), "why": sorted(why)}
+    words = "; ".join(WHY[w] for w in sorted(whys))
+    names = ", ".join(list(detail)[:5])
+    return fire(actor, "snoop.returning", "medium", event, today.day,
+                f"came back {total:g} time{'' if total == 1 else 's'} within {cfg.snoop_window} "
+                f"days to {len(detail)} "
+                f"subject(s) ({names}) that no work of theirs explains: {words}; nobody else "
+                f"looked them up (bar {sd.bar:.0f})",
+                features={"returns": total, "subjects": detail, "returning_now": now},
+                baseline={"threshold": sd.bar, **sd.basis},
+                refs=[d[2] for days in back.values() for d in days if d[2]] +
+                     [r for r in (event.ref,) if r and now],
+                subjects=detail)
+
+
+def lists_check(actor: Actor, today: Today, event: Event, lists: Lists,
+                bound: tuple[frozenset[str], str] | None, specific: bool,
+                cfg: DetectConfig) -> list[Alert]:
+    """A look-up (of one subject alone) of a watched subject, or of one related to the person,
+    without a purpose: alerted at the look-up, once per person and subject per
+    ``cooldown_days``."""
+    if len(event.subjects) != 1:
+        return []  # a search that returned a few is not a look at each
+    subject = event.subjects[0]
+    kind = lists.related(actor.id, event.email, subject)
+    why = lists.watched.get(subject)
+    if (kind is None and why is None) or _purpose(today, event, bound, subject, specific):
+        return []
+    if kind is not None:
+        return _listed(actor, today, event, "watch.related", subject, cfg,
+                       f"{subject} is related to them ({kind}): looked up through "
+                       f"{event.function} {_without(event)}", {"relationship": kind})
+    return _listed(actor, today, event, "watch.subject", subject, cfg,
+                   f"{subject} is watched ({why}): looked up through {event.function} "
+                   f"{_without(event)}", {"watched": why})
+
+
+def _purpose(today: Today, event: Event, bound: tuple[frozenset[str], str] | None,
+             subject: str, specific: bool) -> bool:
+    """A purpose match, or a reason that names this subject: a ticket first given for it (any
+    reason, where reasons here are not specific to one subject), or a new one opened through
+    the person's workflow (where they have one)."""
+    if event.purpose is not None:
+        return event.purpose == "match"
+    if event.reason is None:
+        return False
+    if bound is not None:
+        return subject in bound[0] or not specific
+    usual = today.workflow.functions if today.workflow is not None else frozenset()
+    return not usual or event.function in usual
+
+
+def _without(event: Event) -> str:
+    if event.purpose == "miss":
+        return "and the purpose check found no purpose"
+    if event.reason is None:
+        return "without a reason"
+    return f"with a reason ({event.reason[:40]}) that names no ticket for them"
+
+
+def _listed(actor: Actor, today: Today, event: Event, rule: str, subject: str,
+            cfg: DetectConfig, summary: str, extra: dict[str, object]) -> list[Alert]:
+    key = f"{rule}:{subject}"
+    last = actor.cooldown.get(key)
+    if not cfg.enabled(rule) or (last is not None and today.day - last < cfg.cooldown_days):
+        return []
+    actor.cooldown[key] = today.day
+    severity = "high" if event.reason is None or event.purpose == "miss" else "medium"
+    return [Alert(actor.id, rule, severity, event.occurred_at, summary,
+                  f"{rule}:{actor.id}:{subject}:{date_of(today.day)}",
+                  {"subject": subject, "function": event.function, "reason": event.reason,
+                   "purpose": event.purpose, **extra}, {}, tuple(r for r in (event.ref,) if r),
+                  (subject,))]

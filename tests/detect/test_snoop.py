@@ -1,0 +1,204 @@
+"""The snooper: the same few people looked up again and again, with no work behind it.
+
+Returns add up over weeks (``snoop.returning``); declared watched subjects and
+relationships alert at the look-up itself (``watch.subject``, ``watch.related``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from querygate.detect import Alert, Detector, Lists, backtest, event_from_json
+from querygate.detect._watch import load_watch, read_links_file, read_watch_file
+from querygate.errors import ProjectError
+from tests.detect.office import Office, moment, working
+from tests.detect.test_shape import MINIMAL, day_of, work_days
+
+TARGETS = (9_000_001, 9_000_002, 9_000_003)
+
+
+def run(office: Office, lists: Lists | None = None, *,
+        keep: tuple[str, ...] | None = None) -> list[Alert]:
+    detector = Detector(lists=lists)
+    return [alert for line in office.lines() for alert in detector.feed(
+        event_from_json(line if keep is None else {k: line[k] for k in keep if k in line}))]
+
+
+def snoop(office: Office, actor: str, days: range, *, reason: str | None = None,
+          invent: bool = False, targets: tuple[int, ...] = TARGETS,
+          function: str = "get_customer_by_id") -> None:
+    """A look or two a working day, each at one of ``targets``, in turn."""
+    k = 0
+    for day in days:
+        for _ in range(1 + day % 2) if working(day) else ():
+            why = f"TICKET-{700_000 + k}" if invent else reason
+            office.event(moment(day, 10 + k % 5), actor, function,
+                         [targets[k % len(targets)]], reason=why)
+            k += 1
+
+
+def first(alerts: list[Alert], actor: str, rule: str) -> Alert:
+    return next(a for a in alerts if a.actor_id == actor and a.rule == rule)
+
+
+def test_three_customers_once_or_twice_a_day_add_up_within_five_working_days() -> None:
+    office = Office().honest(50)
+    snoop(office, "a2", range(35, 50))
+    alerts = run(office)
+    alert = first(alerts, "a2", "snoop.returning")
+    assert work_days(35, day_of(alert)) <= 5
+    assert set(alert.subjects) <= {f"customer:{c}" for c in TARGETS}
+    assert alert.features["returns"] >= alert.baseline["threshold"] == 1
+    detail = alert.features["subjects"]
+    assert all(item["why"] == ["no_reason"] and len(item["days"]) >= 1
+               for item in detail.values())
+    assert "no reason" in alert.summary and "nobody else" in alert.summary
+    assert alert.events
+    assert {a.actor_id for a in alerts} == {"a2"}
+
+
+def test_a_new_made_up_ticket_each_time_is_no_ticket_worked() -> None:
+    """A made-up ticket is new each time, and nothing was opened through the ticket."""
+    office = Office().honest(50)
+    snoop(office, "a3", range(35, 50), invent=True, function="list_customer_orders")
+    alert = first(run(office), "a3", "snoop.returning")
+    assert work_days(35, day_of(alert)) <= 5
+    assert {w for item in alert.features["subjects"].values() for w in item["why"]} \
+        == {"new_reason"}
+
+
+def test_the_ticket_they_work_that_day_does_not_name_the_customer() -> None:
+    office = Office().honest(50)
+    snoop(office, "a4", range(35, 50), reason="TICKET-5")  # TICKET-5 was a0's, for another
+    alert = first(run(office), "a4", "snoop.returning")
+    assert "a reason that names no ticket for them" in alert.summary
+
+
+def test_a_long_running_case_worked_with_its_ticket_is_not_snooping() -> None:
+    office = Office().honest(60)
+    for day in range(30, 60):
+        for k in range(2) if working(day) else ():
+            when = moment(day, 11 + 3 * k)
+            for n, function in enumerate(("get_ticket", "get_customer_by_id")):
+                office.event(when + dt.timedelta(seconds=30 * n), "a1", function, [8_000_008],
+                             reason="TICKET-900001")
+    assert [a for a in run(office) if a.actor_id == "a1"] == []
+
+
+def test_a_book_of_clients_looked_up_every_day_sets_its_own_bar() -> None:
+    """A relationship manager's clients come back every day from their first day: their own
+    rate of returns is the bar, and a day like the others does not cross it."""
+    office = Office().honest(60)
+    for day in range(60):
+        for k, client in enumerate(range(5_000_000, 5_000_012)) if working(day) else ():
+            if (day + k) % 3 == 0:
+                office.event(moment(day, 9 + k / 3), "a5", "get_customer_by_id", [client])
+    assert [a for a in run(office) if a.rule == "snoop.returning"] == []
+
+
+def test_returning_without_reasons_off_the_workflow() -> None:
+    """Without reasons, only the shape tells: here every honest look-up goes through the
+    ticket and the customer, and these go through neither."""
+    office = Office().honest(50)
+    snoop(office, "a2", range(35, 50), function="list_customer_orders")
+    alert = first(run(office, keep=MINIMAL), "a2", "snoop.returning")
+    assert work_days(35, day_of(alert)) <= 5
+    assert {w for item in alert.features["subjects"].values() for w in item["why"]} \
+        == {"off_workflow"}
+
+
+def test_evidence_is_forgotten_after_the_window_and_state_stays_bounded() -> None:
+    office = Office().honest(80)
+    snoop(office, "a2", range(35, 37))
+    detector = Detector()
+    for line in office.lines():
+        detector.feed(event_from_json(line))
+    actor, start = detector.actors["a2"], detector.day - 28
+    targets = {f"customer:{c}" for c in TARGETS}
+    assert not targets & set(actor.attention)  # days older than snoop_window are dropped
+    assert not targets & set(actor.visits)
+    assert all(day >= start for day, _ in actor.visits.values())
+    assert all(d[0] >= start for days in actor.attention.values() for d in days)
+
+
+LISTS = Lists.of(watched=[("customer:4242", "board member")],
+                 links=[("a1", "customer:1111", "self"), ("a1", "customer:2222", "family")])
+
+
+def test_watched_subject_without_a_purpose_alerts_at_the_lookup() -> None:
+    office = Office().honest(20)
+    office.event(moment(15, 10.5), "a3", "list_customer_orders", [4242])
+    alerts = run(office, LISTS)
+    [alert] = [a for a in alerts if a.rule == "watch.subject"]
+    assert alert.actor_id == "a3" and alert.severity == "high"
+    [look] = [line for line in office.lines() if line["subjects"][0]["id"] == "4242"]
+    assert alert.raised_at == look["occurred_at"] and alert.events == (str(look["seq"]),)
+    assert alert.subjects == ("customer:4242",) and "board member" in alert.summary
+    assert "without a reason" in alert.summary
+
+
+def test_watched_subject_worked_through_its_ticket_raises_nothing() -> None:
+    office = Office().honest(20)
+    for n, function in enumerate(("get_ticket", "get_customer_by_id")):
+        office.event(moment(15, 10 + n / 60), "a3", function, [4242], reason="TICKET-777777")
+    office.event(moment(16, 10), "a4", "get_customer_by_id", [4242], reason="TICKET-777777")
+    assert [a for a in run(office, LISTS) if a.rule.startswith("watch.")] == []
+
+
+def test_own_family_and_colleague_records_alert_on_the_first_lookup() -> None:
+    office = Office().honest(20)
+    office.event(moment(12, 10), "a1", "get_customer_by_id", [1111], reason="TICKET-3")
+    office.event(moment(13, 10), "a1", "get_customer_by_id", [2222])
+    office.event(moment(14, 10), "a5", "get_customer_by_id", [1111])  # a1's own record
+    found = {(a.actor_id, a.features["relationship"], day_of(a), a.severity)
+             for a in run(office, LISTS) if a.rule == "watch.related"}
+    assert found == {("a1", "self", 12, "medium"), ("a1", "family", 13, "high"),
+                     ("a5", "colleague", 14, "high")}
+
+
+def test_backtest_reads_the_lists_and_alerts_once_per_subject_and_week() -> None:
+    office = Office().honest(20)
+    for day in (12, 13, 14):
+        office.event(moment(day, 10), "a2", "get_customer_by_id", [4242])
+    lines = [json.dumps(line).encode() for line in office.lines()]
+    alerts = [a for a in backtest(lines, lists=LISTS) if a.rule == "watch.subject"]
+    assert [day_of(a) for a in alerts] == [12]
+
+
+def test_list_files_name_the_bad_line(tmp_path: Path) -> None:
+    watch = tmp_path / "watch.csv"
+    watch.write_text("subject,why\ncustomer:1,public figure\n\n# comment\n42,oops\n")
+    with pytest.raises(ProjectError, match=r"watch.csv:5: '42' is not a subject; write TYPE:ID"):
+        read_watch_file(watch)
+    watch.write_text("customer:1,public figure\ncustomer:2\n")
+    assert read_watch_file(watch) == [("customer:1", "public figure"), ("customer:2", "watched")]
+    links = tmp_path / "links.json"
+    links.write_text(json.dumps([{"actor": "al@example.com", "subject": "customer:9",
+                                  "kind": "self"}, {"subject": "customer:1"}]))
+    with pytest.raises(ProjectError, match=r"links.json: entry 2 needs \"actor\""):
+        read_links_file(links)
+    csv = tmp_path / "links.csv"
+    csv.write_text("actor,subject,kind\nal@example.com,customer:9,self\nbob@example.com\n")
+    with pytest.raises(ProjectError, match=r"links.csv:3: expected actor,subject\[,kind\]"):
+        read_links_file(csv)
+
+
+def test_project_settings_for_the_lists(tmp_path: Path) -> None:
+    (tmp_path / "watch.csv").write_text("customer:5,court order\n")
+    settings = load_watch({"watch": {"subjects": ["customer:4", {"subject": "customer:6",
+                                                                  "why": "board"}],
+                                     "file": "watch.csv", "refresh_s": 60}}, tmp_path,
+                          "querygate.yaml")
+    assert settings.watch.inline == (("customer:4", "watched"), ("customer:6", "board"))
+    assert settings.watch.file == tmp_path / "watch.csv" and settings.watch.refresh_s == 60
+    problems: list[ProjectError] = []
+    load_watch({"watch": {"file": "missing.csv", "refesh_s": 1},
+                "relationships": {"sql": ""}}, tmp_path, "querygate.yaml", problems)
+    messages = [p.message for p in problems]
+    assert any("missing.csv does not exist" in m for m in messages)
+    assert any("unknown key 'refesh_s'; did you mean 'refresh_s'?" in m for m in messages)
+    assert any("detect.relationships.sql must be a SELECT" in m for m in messages)
