@@ -11,14 +11,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 class Proxy:
-    """Forwards 127.0.0.1:``port`` to the server of ``url``.
+    """Forwards 127.0.0.1:``port`` to the server of ``url`` (a Unix socket or TCP).
 
     ``cut()`` closes every connection and refuses new ones; ``stall()`` keeps connections open
     but forwards nothing; ``restore()`` goes back to forwarding."""
 
     def __init__(self, url: str) -> None:
         params = conninfo_to_dict(url)
-        self.upstream = Path(str(params["host"])) / f".s.PGSQL.{params.get('port', 5432)}"
+        self.host, self.upstream_port = str(params.get("host") or "localhost"), int(
+            params.get("port") or 5432)
         self.url, self.port = url, 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -65,7 +66,7 @@ class Proxy:
             writer.transport.abort()
             return
         try:
-            up_reader, up_writer = await asyncio.open_unix_connection(self.upstream)
+            up_reader, up_writer = await self._connect()
         except OSError:
             writer.transport.abort()
             return
@@ -75,6 +76,12 @@ class Proxy:
         for end in (writer, up_writer):
             self._writers.discard(end)
             end.transport.abort()
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.host.startswith("/"):
+            return await asyncio.open_unix_connection(
+                Path(self.host) / f".s.PGSQL.{self.upstream_port}")
+        return await asyncio.open_connection(self.host, self.upstream_port)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
