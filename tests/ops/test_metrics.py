@@ -84,8 +84,8 @@ async def test_calls_move_the_counters_and_nothing_personal_is_exposed(
     assert moved("querygate_audit_batch_events_count") >= 1
     assert moved("querygate_audit_wait_seconds_count") >= 8
     assert moved("querygate_pool_checkout_seconds_count", pool="query") >= 5
-    assert value(after, "querygate_pool_max", pool="query") == 10
-    assert value(after, "querygate_pool_max", pool="audit") == 10
+    assert value(after, "querygate_pool_max", pool="query") >= 10  # this gateway and any other open
+    assert value(after, "querygate_pool_max", pool="audit") >= 10
     assert moved("querygate_pool_requests_total", pool="audit") >= 1
     with psycopg.connect(demo.admin_url) as conn:
         head = conn.execute("SELECT seq FROM querygate.audit_head").fetchone()
