@@ -104,6 +104,7 @@ async def test_data_server_restarted_under_load(tmp_path: Path) -> None:
     try:
         project, token = await mini_project(tmp_path, server)
         async with serving(project) as client:
+            before = samples((await client.get("/metrics")).text)
             load = Load(client, token)
             async with load.running():
                 await load.until(lambda: load.count(200) >= 20)
@@ -118,6 +119,9 @@ async def test_data_server_restarted_under_load(tmp_path: Path) -> None:
             assert_failed_cleanly(load, {"unavailable", "audit_unavailable"})
             assert load.count(503) >= 10
             await wait_ready(client, ready=True)
+            after = samples((await client.get("/metrics")).text)
+        errors = "querygate_pool_connect_errors_total"  # how the outage shows in the metrics
+        assert value(after, errors, pool="query") > value(before, errors, pool="query")
         assert_one_event_each(server, load.audit_ids())
         assert_chain_whole(server)
         assert_verifies(project)
