@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from querygate import adhoc, audit, execute, identity
+from querygate import adhoc, audit, execute, identity, metrics
 from querygate.adhoc import ADHOC_FUNCTION, AdhocSetting, prepare_adhoc
 from querygate.analysis import AnalysedFunction, CatalogAnalysis, analyse_catalog
 from querygate.audit._writer import GroupWriter
@@ -216,6 +216,7 @@ class Gateway:
         except psycopg.Error as exc:
             raise execute.upstream_error(exc) from None
 
+    @metrics.observed()
     async def call(self, token: str | None, function: str, params: object,
                    reason: object = None, client_addr: str | None = None, *,
                    client: str = "http", application: str | None = None) -> CallResult:
@@ -235,6 +236,7 @@ class Gateway:
         return CallResult(outcome.columns, rows.rows, context.plan.fields, outcome.truncated,
                           outcome.receipt)
 
+    @metrics.observed()
     async def export(self, token: str | None, function: str, params: object,
                      reason: object = None, client_addr: str | None = None, *,
                      client: str = "http") -> Export:
@@ -256,6 +258,7 @@ class Gateway:
         return Export(outcome.columns, context.plan.fields, spool.count, outcome.truncated,
                       outcome.receipt, spool.rewound())
 
+    @metrics.observed(ADHOC_FUNCTION)
     async def sql(self, token: str | None, text: object, reason: object = None,
                   client_addr: str | None = None, *, client: str = "http",
                   application: str | None = None) -> CallResult:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from querygate import metrics
 from querygate.audit._event import AuditEvent
 from querygate.audit._store import Receipt, append_batch
 from querygate.errors import AuditUnavailable
@@ -51,6 +53,10 @@ class GroupWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="querygate-audit-writer")
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -70,10 +76,12 @@ class GroupWriter:
         self._queue.append((event, future))
         self._wake.set()
         expiry = loop.call_later(self.timeout_s, _expire, future)  # cheaper than wait_for
+        queued = time.perf_counter()
         try:
             return await future
         finally:
             expiry.cancel()
+            metrics.AUDIT_WAIT_SECONDS.observe(time.perf_counter() - queued)
 
     async def _run(self) -> None:
         while True:
@@ -84,9 +92,11 @@ class GroupWriter:
                 await self._flush(batch)
 
     async def _flush(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             receipts = await self._write([event for event, _ in batch])
         except Exception as exc:  # every call in the batch fails closed; the writer goes on
+            metrics.observe_batch(len(batch), time.perf_counter() - started, written=False)
             if not isinstance(exc, PoolTimeout | psycopg.Error | OSError):
                 log.exception("audit batch of %d events failed unexpectedly", len(batch))
             failure = AuditUnavailable("the audit store could not record this call, so no data "
@@ -95,6 +105,7 @@ class GroupWriter:
                 if not future.done():
                     future.set_exception(failure)
             return
+        metrics.observe_batch(len(batch), time.perf_counter() - started, written=True)
         for (_, future), receipt in zip(batch, receipts, strict=True):
             if not future.done():
                 future.set_result(receipt)

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from querygate import metrics
 from querygate.audit import configure_audit_connection
 from querygate.errors import Unavailable
 from querygate.settings import Settings
@@ -45,6 +46,7 @@ class CheckedPool(AsyncConnectionPool[Any]):
         self.idle_s = idle_s
         self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         super().__init__(conninfo, check=self._check_idle, **kwargs)
+        metrics.track_pool(self)
 
     async def _check_idle(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if time.monotonic() - self._returned.get(conn, 0.0) > self.idle_s:
@@ -66,10 +68,13 @@ class Lease:
 
     async def connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:
+            asked = time.perf_counter()
             try:
                 self._conn = await self.pool.getconn(self.timeout_s)
             except PoolTimeout:
                 raise Unavailable("all database connections are busy; try again shortly") from None
+            finally:
+                metrics.observe_pool_wait("query", time.perf_counter() - asked)
         return self._conn
 
     async def release(self) -> None:
