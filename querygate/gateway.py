@@ -73,6 +73,7 @@ async def _adhoc_setting(conn: psycopg.AsyncConnection[Any], project: Project,
         return AdhocSetting(analysis.schema, analysis.classification, allow, None,
                             "no role of this project has adhoc: true")
     allow, dropped = await allow.verified(conn)
+    allow.warm()
     for problem in dropped:
         log.warning("%s; it is not allowed in ad-hoc SQL", problem)
     views = adhoc.masked_views(analysis.schema, analysis.classification, roles)
