@@ -136,6 +136,7 @@ class Call:
     function: str
     positional: tuple[Value, ...]
     named: tuple[tuple[str, Value], ...]
+    columns: tuple[str, ...] | None = None  # ``SELECT a, b FROM fn(…)``: these, in this order
 
     @property
     def max_param(self) -> int:
@@ -183,11 +184,13 @@ class _Stream:
 
 
 def parse_call(tokens: list[Token]) -> Call | None:
-    """``SELECT * FROM [schema.]fn(args) [[AS] alias]`` or ``SELECT [schema.]fn(args)``."""
+    """``SELECT * FROM [schema.]fn(args) [[AS] alias]``, ``SELECT a, b FROM fn(args) …`` (plain
+    column names of its result) or ``SELECT [schema.]fn(args)``."""
     s = _Stream(tokens)
     try:
         s.expect("select")
-        star = s.accept("*")
+        columns = _projection(s)
+        star = columns is not None or s.accept("*")
         if star:
             s.expect("from")
         name = _function_name(s)
@@ -201,7 +204,25 @@ def parse_call(tokens: list[Token]) -> Call | None:
             return None
     except ValueError:
         return None
-    return Call(name, tuple(positional), tuple(named))
+    return Call(name, tuple(positional), tuple(named), columns)
+
+
+def _projection(s: _Stream) -> tuple[str, ...] | None:
+    """Column names up to FROM (``a, b``), or None (and nothing read) when it is not that."""
+    start, names = s.i, []
+    try:
+        while True:
+            names.append(_identifier(s))
+            if s.accept(","):
+                continue
+            token = s.peek()
+            if token is not None and token.is_("from"):
+                return tuple(names)
+            break
+    except ValueError:
+        pass
+    s.i = start
+    return None
 
 
 def _identifier(s: _Stream) -> str:

@@ -11,6 +11,7 @@ holds on the next statement of an open session.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,7 +190,8 @@ class Runner:
         if statement.kind == "call" and statement.call is not None:
             plan_ = self.gateway.plan_for(statement.call.function, self.identity.roles)
             columns = catalog.result_columns(plan_, self.view.types.get(statement.call.function, ()))
-            return [_field(name, oid) for name, oid in columns]
+            fields = [_field(name, oid) for name, oid in columns]
+            return [fields[i] for i in _projected(statement.call, [n for n, _ in columns])]
         if statement.kind == "session" and statement.session and statement.session.kind == "show":
             return [_field(statement.session.name or "setting", t.TEXT)]
         return None
@@ -285,6 +287,13 @@ class Runner:
                         self.view.types.get(call.function, ()), strict=False))
         fields = [_field(name, t.TEXT if name in result.fields else catalog.wire_oid(
             oids.get(name, t.TEXT))) for name in result.columns]
+        if call.columns is not None:  # ``SELECT a, b FROM fn(…)``: those columns, in that order
+            keep = _projected(call, result.columns)
+            fields = [fields[i] for i in keep]
+            names = [result.columns[i] for i in keep]
+            result = dataclasses.replace(
+                result, columns=names, rows=[[row[i] for i in keep] for row in result.rows],
+                fields={c: how for c, how in result.fields.items() if c in names})
         return _result_outcome(result, fields)
 
     async def _adhoc(self, text: str,
@@ -398,6 +407,21 @@ def _field(name: str, oid: int) -> Field:
 def _rows(rows: catalog.Rows) -> Outcome:
     return Outcome(f"SELECT {len(rows.rows)}",
                    [_field(n, o) for n, o in zip(rows.names, rows.oids, strict=True)], rows.rows)
+
+
+def _projected(call: sql.Call, columns: Sequence[str]) -> list[int]:
+    """The indexes of the columns ``call`` names, in its order; all of them for ``*``."""
+    if call.columns is None:
+        return list(range(len(columns)))
+    keep = []
+    for name in call.columns:
+        if name not in columns:
+            raise err.WireError(err.UNDEFINED_COLUMN, f"column {name[:63]!r} is not in the result "
+                                f"of {call.function} for your roles (SELECT * FROM "
+                                f"{call.function}(…) shows what is)")
+        keep.append(columns.index(name))
+    return keep
+
 
 
 def _result_outcome(result: CallResult, fields: list[Field]) -> Outcome:

@@ -50,6 +50,22 @@ def test_psycopg_simple_extended_prepared_and_binary(front: Front) -> None:
     assert types["iban"] == 25 and types["date_of_birth"] == 25  # masked columns are text
 
 
+def test_selected_columns_of_a_function_come_back_in_the_order_asked(front: Front) -> None:
+    with front.connect("alice") as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT iban, id FROM get_customer_by_id(42)")  # simple protocol
+        simple = cur.fetchall()
+        cur.execute("SELECT iban, id FROM get_customer_by_id(%s) AS c", (42,))  # extended
+        assert cur.description is not None
+        described = [(c.name, c.type_code) for c in cur.description]
+        extended = cur.fetchall()
+        with pytest.raises(pgerr.UndefinedColumn) as refused:
+            cur.execute("SELECT id, ssn FROM get_customer_by_id(42)")  # omitted for support
+    assert simple == extended == [("****4242", 42)]
+    assert described == [("iban", 25), ("id", 20)]
+    assert "ssn" in str(refused.value) and CANARIES["ssn"] not in str(refused.value)
+
+
 def test_typed_parameters_in_both_formats(front: Front) -> None:
     with front.connect("bob") as conn:
         cur = conn.cursor()

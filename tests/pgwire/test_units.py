@@ -32,11 +32,12 @@ def test_function_calls_in_every_form() -> None:
         "get_customer_by_id", (sql.Param(1),), ())
     assert _call("SELECT get_x(customer_id => -4, tags => ARRAY['a', NULL], ok => true)") == \
         sql.Call("get_x", (), (("customer_id", "-4"), ("tags", ["a", None]), ("ok", True)))
+    assert _call('SELECT a, "B" FROM f(1) AS x') == sql.Call("f", ("1",), (), ("a", "B"))
     assert _call("SELECT * FROM f('it''s', E'a\\nb', $$x$$)") == sql.Call(
         "f", ("it's", "a\nb", "x"), ())
     for refused in ("SELECT * FROM f(1) WHERE true", "SELECT * FROM f(g(1))",
                     "SELECT * FROM pg_catalog.f(1)", "SELECT * FROM f(a => 1, 2)",
-                    "SELECT a FROM f(1)", "DELETE FROM f(1)"):
+                    "SELECT a + 1 FROM f(1)", "SELECT a, FROM f(1)", "DELETE FROM f(1)"):
         assert _call(refused) is None, refused
 
 
