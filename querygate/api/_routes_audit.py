@@ -143,29 +143,13 @@ class AuditApi:
 
     async def _build(self, kind: str, request: Request, subjects: tuple[tuple[str, str], ...],
                      who: Identity) -> reports.Report:
-        project = self.gateway.project
-        config = audit.CheckpointConfig.from_project(project)
         since, until = _moment(request, "from"), _moment(request, "to")
-        by = f"{who.email} (API)"
-        async with self.gateway.audit_pool.connection() as conn, \
-                self.gateway.query_pool.connection() as directory:
-            await conn.execute("SET statement_timeout = 0")
-            try:
-                if kind == "subject-access":
-                    return await reports.subject_access(
-                        conn, subjects[0], since, until, catalog=project.catalog, config=config,
-                        generated_by=by, quick=True)
-                if kind == "offboarding":
-                    return await reports.offboarding(
-                        conn, directory, _user(request), _int(request, "days", 30, 3660),
-                        config=config, generated_by=by, quick=True)
-                if kind == "access-review":
-                    return await reports.access_review(conn, directory, project, since, until,
-                                                       config=config, generated_by=by, quick=True)
-                return await reports.soc2_pack(conn, directory, project, since, until,
-                                               config=config, generated_by=by, quick=True)
-            finally:
-                await conn.execute(f"SET statement_timeout = {int(project.settings.audit_timeout_ms)}")
+        offboard = kind == "offboarding"
+        return await reports.build(
+            kind, self.gateway.project, self.gateway.audit_pool, self.gateway.query_pool,
+            subjects=subjects, user=_user(request) if offboard else None,
+            days=_int(request, "days", 30, 3660) if offboard else 30,
+            since=since, until=until, generated_by=f"{who.email} (API)")
 
 
 def _user(request: Request) -> str:

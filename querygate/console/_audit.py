@@ -194,31 +194,10 @@ def routes(console: Console) -> list[Route]:
     async def _build(kind: str, subjects: tuple[tuple[str, str], ...], user: str | None,
                      days: int, since: dt.datetime | None, until: dt.datetime | None,
                      viewer: Viewer) -> reports.Report:
-        project = gateway.project
-        config = CheckpointConfig.from_project(project)
-        by = f"{viewer.who.email} (console)"
-        async with gateway.audit_pool.connection() as conn, \
-                gateway.query_pool.connection() as directory:
-            await conn.execute("SET statement_timeout = 0")
-            try:
-                if kind == "subject-access":
-                    return await reports.subject_access(
-                        conn, subjects[0], since, until, catalog=project.catalog, config=config,
-                        generated_by=by, quick=True)
-                if kind == "offboarding":
-                    if not user:
-                        raise BadParameters("the offboarding report needs a person's email",
-                                            parameter="user")
-                    return await reports.offboarding(conn, directory, user, days, config=config,
-                                                     generated_by=by, quick=True)
-                if kind == "access-review":
-                    return await reports.access_review(conn, directory, project, since, until,
-                                                       config=config, generated_by=by, quick=True)
-                return await reports.soc2_pack(conn, directory, project, since, until,
-                                               config=config, generated_by=by, quick=True)
-            finally:
-                await conn.execute("SET statement_timeout = "
-                                   f"{int(project.settings.audit_timeout_ms)}")
+        return await reports.build(kind, gateway.project, gateway.audit_pool,
+                                   gateway.query_pool, subjects=subjects, user=user, days=days,
+                                   since=since, until=until,
+                                   generated_by=f"{viewer.who.email} (console)")
 
     return [
         Route("/audit", console.page(events, need="audit"), methods=["GET"]),

@@ -4,6 +4,7 @@ Each builder reads the audit log (and the identity directory), verifies the log,
 ``Report``; ``render`` turns it into HTML (print-ready), CSV or JSON.
 """
 
+from querygate.reports._build import KINDS, build
 from querygate.reports._model import Integrity, Report, Section
 from querygate.reports._render import FORMATS, render
 from querygate.reports._review import access_review, soc2_pack
@@ -11,10 +12,12 @@ from querygate.reports._subject import offboarding, subject_access
 
 __all__ = [
     "FORMATS",
+    "KINDS",
     "Integrity",
     "Report",
     "Section",
     "access_review",
+    "build",
     "offboarding",
     "render",
     "soc2_pack",
