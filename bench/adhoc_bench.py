@@ -25,10 +25,10 @@ import psycopg
 
 import querygate
 from querygate.demo import demo_tokens, load_sample, start_embedded, stop_embedded
-from querygate.demo._run import _write_project
+from querygate.demo._run import write_project
 from querygate.gateway import Gateway
 from querygate.project import load_project
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 ADHOC = ("SELECT c.id, c.full_name, c.email, c.iban, c.ssn FROM customers c "
          "WHERE c.id = {id}")
@@ -76,7 +76,7 @@ def main() -> None:
             load_sample(conn, customers=args.customers)
         setup_database(admin)
         gateway_url = url_for(admin, user=DEFAULT_GATEWAY_ROLE)
-        project = _write_project(folder, gateway_url)
+        project = write_project(folder, gateway_url)
         token = asyncio.run(demo_tokens(gateway_url))["carol@example.com"]
         asyncio.run(run(project, token, args.calls))
     finally:

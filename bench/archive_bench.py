@@ -24,8 +24,7 @@ import orjson
 import psycopg
 
 from querygate import audit
-from querygate.audit._archive import merged, verify_export
-from querygate.audit._parquet import ParquetWriter
+from querygate.audit import ParquetWriter, merged, verify_export
 from querygate.project import load_project
 
 

@@ -30,8 +30,8 @@ import psycopg
 
 from querygate import audit
 from querygate.demo import demo_tokens, load_sample, start_embedded, stop_embedded
-from querygate.demo._run import _write_project
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.demo._run import write_project
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 TUNING = {"max_wal_size": "16GB", "checkpoint_timeout": "30min", "shared_buffers": "2GB",
           "maintenance_work_mem": "1GB"}
@@ -73,7 +73,7 @@ async def api_latency(url: str, data_dir: Path, requests: int, customers: int, u
     from querygate.project import load_project
 
     gateway_url = url_for(url, user=DEFAULT_GATEWAY_ROLE)
-    project_dir = _write_project(data_dir, gateway_url)
+    project_dir = write_project(data_dir, gateway_url)
     config = project_dir / "querygate.yaml"
     text = config.read_text()
     if "readers:" not in text:

@@ -27,7 +27,7 @@ import psycopg
 from psycopg.types.json import Json, set_json_dumps
 
 from querygate.audit import AuditEvent, link
-from querygate.setup import setup_database
+from querygate.provision import setup_database
 
 FUNCTIONS = [
     ("get_customer_by_id", 1, {"full_name": "allow", "email": "allow", "iban": "mask.last4",

@@ -21,11 +21,11 @@ from pathlib import Path
 import psycopg
 
 from querygate import audit
-from querygate.audit._writer import GroupWriter
+from querygate.audit import GroupWriter
 from querygate.demo import start_embedded, stop_embedded
 from querygate.execute import audit_pool
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from querygate.settings import Settings
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 
 def event(n: int) -> audit.AuditEvent:

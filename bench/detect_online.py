@@ -27,8 +27,8 @@ from psycopg import sql
 from querygate import audit, execute
 from querygate.detect import DetectorService
 from querygate.project import load_project
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from querygate.settings import Settings
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 
 def _event(line: dict[str, Any]) -> audit.AuditEvent:

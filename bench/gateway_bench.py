@@ -34,8 +34,8 @@ import psutil
 import psycopg
 
 from querygate.demo import demo_tokens, load_sample, start_embedded, stop_embedded
-from querygate.demo._run import _write_project
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.demo._run import write_project
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 HERE = Path(__file__).parent
 BENCH_SQL = """\
@@ -194,7 +194,7 @@ def prepare(folder: Path, customers: int, *, detector: bool = True) -> tuple[str
         load_sample(conn, customers=customers)
     setup_database(admin)
     gateway_url = url_for(admin, user=DEFAULT_GATEWAY_ROLE)
-    project = _write_project(folder, gateway_url)
+    project = write_project(folder, gateway_url)
     (project / "queries" / "bench.sql").write_text(BENCH_SQL)
     config = project / "querygate.yaml"
     text = config.read_text() + BENCH_ROLE + "settings:\n  max_rows: 100000\n  pool_max_size: 10\n"

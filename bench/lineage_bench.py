@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psycopg
 
-from querygate.analysis import analyse_catalog
 from querygate.catalog import load_catalog
 from querygate.demo import load_sample, start_embedded, stop_embedded
+from querygate.gateway import analyse_catalog
 from querygate.lineage import analyze, load_schema
 from querygate.policy import Classification
 

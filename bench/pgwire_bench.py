@@ -32,8 +32,8 @@ import psutil
 import psycopg
 
 from querygate.demo import demo_tokens, load_sample, start_embedded, stop_embedded
-from querygate.demo._run import _write_project
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.demo._run import write_project
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 CLIENT = r'''
 import asyncio, json, sys, time
@@ -193,7 +193,7 @@ def main() -> None:
             load_sample(conn, customers=5000)
         setup_database(bench_url)
         gateway_url = url_for(bench_url, user=DEFAULT_GATEWAY_ROLE)
-        project = _write_project(folder, gateway_url)
+        project = write_project(folder, gateway_url)
         pg_port, http_port, bouncer_port = free_port(), free_port(), free_port()
         with (project / "querygate.yaml").open("a") as f:
             f.write(f"\npostgres:\n  listen: 127.0.0.1:{pg_port}\n  max_connections: "

@@ -17,11 +17,10 @@ from typing import Any
 import psycopg
 
 from querygate.adhoc import ADHOC_ROLE, MASKED_SCHEMA, masked_views
-from querygate.analysis import CatalogAnalysis
 from querygate.audit import CheckpointConfig
 from querygate.detect import load_settings as detect_settings
 from querygate.errors import ProjectError, QuerygateError
-from querygate.guards import build_guards
+from querygate.gateway import CatalogAnalysis, build_guards
 from querygate.identity import identity_settings
 from querygate.policy import plan
 from querygate.project import CONFIG_NAME, Project, line_of

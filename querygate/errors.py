@@ -2,20 +2,32 @@
 
 Every error a caller can see is a ``QuerygateError``; its class carries the
 HTTP status and a stable ``code``, so the API, the CLI and the audit log
-render it in one place::
+render it in one place. Every subclass is defined here, and
+``tests/unit/test_errors.py`` holds the tree to this drawing and to the error
+table in ``docs/contracts.md``::
 
-    QuerygateError                 500 internal
-    ├── ProjectError               project files are invalid (file and line)
-    ├── NotAuthenticated           401 unknown, expired or revoked identity
-    ├── NotFound                   404 no such function
-    ├── PolicyDenied(rule, reason) 403 refused by policy
-    ├── BadParameters(name)        422 a parameter is missing, unknown or invalid
-    ├── LimitExceeded              429 over a limit
-    ├── UpstreamError(sqlstate)    502 PostgreSQL refused the query
-    ├── Unavailable                503 the database cannot be reached in time
-    │   └── AuditUnavailable       503 the audit store cannot record the call
-    ├── StatementTimeout           504 the query ran past statement_timeout
-    └── ClientGone                 499 the caller went away; the query was cancelled
+    QuerygateError                     500 internal
+    ├── ProjectError                   500 project_invalid     project files are invalid (file and line)
+    ├── LineageError                   500 lineage_error       SQL that cannot be analysed
+    ├── CheckpointError                500 checkpoint_error    a signing key or checkpoint cannot be used
+    ├── IdentityError                  400 identity_error      a directory change that cannot be made
+    ├── EventError                     400 bad_event           backtest input that is not an event
+    ├── LogFormatError                 400 bad_log_format      a database log querygate cannot read
+    ├── NotAuthenticated               401 not_authenticated   unknown, expired or revoked identity
+    ├── PolicyDenied(rule, reason)     403 policy_denied       refused by policy
+    ├── CsrfRefused                    403 csrf                a console form without its session's token
+    ├── NotFound                       404 not_found           no such function
+    ├── RequestClosed                  409 request_closed      an access request already decided
+    ├── TooLarge                       413 too_large           a request body over the limit
+    ├── BadParameters(name)            422 bad_parameters      a parameter is missing, unknown or invalid
+    ├── LimitExceeded                  429 limit_exceeded      over a limit
+    ├── ClientGone                     499 client_closed       the caller went away; the query was cancelled
+    ├── UpstreamError(sqlstate)        502 upstream_error      PostgreSQL refused the query
+    ├── UpstreamRefused(status, code)  502 upstream_refused    the gateway's answer, relayed by `mcp`
+    ├── ScimError(status, detail)      400 scim_error          a SCIM request refused, in SCIM's format
+    ├── Unavailable                    503 unavailable         the database cannot be reached in time
+    │   └── AuditUnavailable           503 audit_unavailable   the audit store cannot record the call
+    └── StatementTimeout               504 statement_timeout   the query ran past statement_timeout
 
 Messages are written by querygate, never copied from PostgreSQL: a server
 message or DETAIL can echo a protected value.
@@ -129,17 +141,117 @@ class ClientGone(QuerygateError):
     code = "client_closed"
 
 
+class LineageError(QuerygateError):
+    """The SQL cannot be analysed; the message names the problem."""
+
+    code = "lineage_error"
+
+
+class CheckpointError(QuerygateError):
+    """A key or checkpoint file cannot be used; the message says which and what to do."""
+
+    code = "checkpoint_error"
+
+
+class IdentityError(QuerygateError):
+    """A change to the directory that cannot be made (an unknown person, a duplicate)."""
+
+    status = 400
+    code = "identity_error"
+
+
+class EventError(QuerygateError, ValueError):
+    """A line of backtest input that is not an event; the message says which field."""
+
+    status = 400
+    code = "bad_event"
+
+
+class LogFormatError(QuerygateError, ValueError):
+    """The log is not one this reader knows, or lacks what it needs (a role per line)."""
+
+    status = 400
+    code = "bad_log_format"
+
+
+class CsrfRefused(QuerygateError):
+    """A console form posted without the token of the session it claims."""
+
+    status = 403
+    code = "csrf"
+
+
+class RequestClosed(QuerygateError):
+    """The request was already decided, cancelled or has lapsed."""
+
+    status = 409
+    code = "request_closed"
+
+
+class TooLarge(QuerygateError):
+    """A request body larger than ``max_request_bytes``."""
+
+    status = 413
+    code = "too_large"
+
+
+class UpstreamRefused(QuerygateError):
+    """(``querygate mcp``) The gateway answered with an HTTP error: its status, code and message,
+    as it sent them."""
+
+    status = 502
+    code = "upstream_refused"
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+SCIM_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+class ScimError(QuerygateError):
+    """An error in SCIM's own format (RFC 7644 §3.12); the status is the instance's."""
+
+    status = 400
+    code = "scim_error"
+
+    def __init__(self, status: int, detail: str, scim_type: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.scim_type = scim_type
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"schemas": [SCIM_ERROR_SCHEMA], "status": str(self.status),
+                                   "detail": self.message}
+        if self.scim_type:
+            body["scimType"] = self.scim_type
+        return body
+
+
 __all__ = [
+    "SCIM_ERROR_SCHEMA",
     "AuditUnavailable",
     "BadParameters",
+    "CheckpointError",
     "ClientGone",
+    "CsrfRefused",
+    "EventError",
+    "IdentityError",
     "LimitExceeded",
+    "LineageError",
+    "LogFormatError",
     "NotAuthenticated",
     "NotFound",
     "PolicyDenied",
     "ProjectError",
     "QuerygateError",
+    "RequestClosed",
+    "ScimError",
     "StatementTimeout",
+    "TooLarge",
     "Unavailable",
     "UpstreamError",
+    "UpstreamRefused",
 ]

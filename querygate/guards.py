@@ -3,7 +3,10 @@
 A guard sees who calls, which function, the bound parameters, the reason and
 (before release) the data subjects the result holds. It refuses by raising a
 ``QuerygateError`` (``PolicyDenied``, ``LimitExceeded``); the refusal is
-audited like any other. Limits and purpose checks are guards::
+audited like any other.
+
+This module is the contract only: it imports no guard. The implementations import it, and
+the gateway composes them (``querygate.gateway.build_guards``)::
 
     querygate.identity.AccessScopeGuard  approvals stay bound to what they were granted for
     querygate.purpose.PurposeGuard   reasons, then a purpose for every subject released
@@ -24,10 +27,9 @@ from psycopg_pool import AsyncConnectionPool
 if TYPE_CHECKING:
     import psycopg
 
-    from querygate.analysis import AnalysedFunction
+    from querygate.gateway import AnalysedFunction
     from querygate.identity import Identity
     from querygate.policy import Plan
-    from querygate.project import Problems, Project
     from querygate.settings import Settings
 
 
@@ -57,26 +59,6 @@ class Guard(Protocol):
         ...
 
 
-def build_guards(project: Project, problems: Problems = None) -> list[Guard]:
-    """The guards a project's settings ask for: access scope, purpose, then limits.
-
-    Nothing opens before ``open()``. Without ``problems`` the first configuration error
-    raises (``serve``); given a list, every error is added to it (``check``).
-    """
-    from querygate.identity import AccessScopeGuard
-    from querygate.limits import build_limits_guard
-    from querygate.purpose import PurposeGuard, load_requirements
-
-    guards: list[Guard] = [AccessScopeGuard(project)]
-    checks, reasons, purposes = load_requirements(project, problems)
-    if reasons or purposes:
-        guards.append(PurposeGuard(project, reasons, purposes, checks))
-    limits = build_limits_guard(project, problems)
-    if limits is not None:
-        guards.append(limits)
-    return guards
-
-
 def note(call: CallContext, key: str, value: str) -> None:
     """Record a guard's finding in this call's audit event (its ``context``). The finding
     belongs to the call: an identity is shared by every call a token check resolved together."""
@@ -99,3 +81,6 @@ def small_pool(url: str, settings: Settings, *, name: str,
         configure=configure, check=AsyncConnectionPool.check_connection, name=name,
         kwargs={"application_name": name, "connect_timeout": 5},
     )
+
+
+__all__ = ["CallContext", "Guard", "note", "small_pool"]

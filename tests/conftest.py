@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from querygate.demo._embedded import start_embedded, stop_embedded
+from querygate.demo import start_embedded, stop_embedded
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,11 +19,10 @@ import pytest
 from psycopg import sql
 
 from querygate.api import create_app
-from querygate.demo import DEMO_USERS, demo_tokens, load_sample
-from querygate.demo._run import _write_project
+from querygate.demo import DEMO_USERS, demo_tokens, load_sample, write_project
 from querygate.gateway import Gateway
 from querygate.project import load_project
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def make_demo(admin_url: str, template: str, folder: Path) -> tuple[Demo, str]:
     name = create_database(admin_url, template)
     admin = url_for(admin_url, dbname=name)
     gateway_url = url_for(admin, user=DEFAULT_GATEWAY_ROLE)
-    project_dir = _write_project(folder, gateway_url)
+    project_dir = write_project(folder, gateway_url)
     tokens = asyncio.run(demo_tokens(gateway_url))
     assert set(tokens) == set(DEMO_USERS)
     return Demo(admin, gateway_url, project_dir, tokens), name

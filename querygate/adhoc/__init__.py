@@ -1,9 +1,9 @@
 """Ad-hoc SQL under the same rules as named functions, with every value masked at its source.
 
 The promise: what a caller may not see cannot change anything they observe. An ad-hoc
-statement is checked (one read-only query, allowlisted functions, the project's relations),
-planned (lineage names each output column's treatment and the subjects), rewritten so every
-table is read through its masked source, and run as a role that can read nothing else, in a
+statement is checked and planned by the gateway (``querygate.gateway``); this package holds
+what it runs on: the allowlist of functions, the masked sources in ``querygate_masked``, the
+rewrite of every table onto them, and the run as a role that can read nothing else, in a
 transaction that leaves the connection as it found it.
 """
 
@@ -18,33 +18,26 @@ from querygate.adhoc._masked import (
     readable_tables,
     sync,
 )
-from querygate.adhoc._prepare import (
-    ADHOC_FUNCTION,
-    MAX_SQL_CHARS,
-    AdhocSetting,
-    AdhocStatement,
-    adhoc_roles,
-    prepare_adhoc,
-)
+from querygate.adhoc._rewrite import Matches, TableRef, needs_tree, rewrite, spliced, table_refs
 from querygate.adhoc._session import run_adhoc
 
 __all__ = [
-    "ADHOC_FUNCTION",
     "ADHOC_ROLE",
     "FUNCTIONS",
     "MASKED_SCHEMA",
-    "MAX_SQL_CHARS",
-    "AdhocSetting",
-    "AdhocStatement",
     "Allowlist",
     "MaskedSources",
     "MaskedView",
+    "Matches",
     "NotPrepared",
-    "adhoc_roles",
+    "TableRef",
     "allowlist",
     "masked_views",
-    "prepare_adhoc",
+    "needs_tree",
     "readable_tables",
+    "rewrite",
     "run_adhoc",
+    "spliced",
     "sync",
+    "table_refs",
 ]

@@ -34,8 +34,7 @@ from psycopg import sql
 from sqlglot import exp
 
 from querygate.lineage import Relation, Schema
-from querygate.policy import UNCLASSIFIED, Classification, Role, column_verdict
-from querygate.policy._masks import mask_hash
+from querygate.policy import UNCLASSIFIED, Classification, Role, column_verdict, mask_hash
 
 MASKED_SCHEMA = "querygate_masked"
 ADHOC_ROLE = "querygate_adhoc"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from querygate.analysis import AnalysedFunction
+from querygate.gateway import AnalysedFunction
 
 _ERROR = {
     "type": "object",

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from querygate import audit, identity
-from querygate.api._app import bearer_token, handle_errors, json_response, read_json
+from querygate import identity
+from querygate.api._http import bearer_token, handle_errors, json_response, read_json
 from querygate.errors import AuditUnavailable, NotFound, QuerygateError
 from querygate.gateway import Gateway
 from querygate.identity import AccessRequest, Identity, writing
@@ -39,12 +39,7 @@ def _context(request: AccessRequest) -> dict[str, str]:
 
 def routes(gateway: Gateway) -> list[Route]:
     settings = identity.identity_settings(gateway.project).access
-    if not any(isinstance(g, identity.AccessScopeGuard) for g in gateway.guards):
-        # Approvals bound to functions and values hold wherever the API serves calls; the
-        # guard belongs in querygate.guards.build_guards, where this check then finds it.
-        gateway.guards.append(identity.AccessScopeGuard(gateway.project))
     project = gateway.project
-    timeout = project.settings.audit_timeout_ms / 1000
 
     async def step(request: Request, action: str, who: Identity,
                    work: Callable[[Any], Awaitable[AccessRequest]], *,
@@ -53,22 +48,21 @@ def routes(gateway: Gateway) -> list[Route]:
         """Run one step on a directory connection and audit it, allowed or refused."""
         client = request.client.host if request.client else None
         try:
-            async with gateway.query_pool.connection() as conn:
+            async with gateway.directory() as conn:
                 result = await work(conn)
         except QuerygateError as exc:
-            await audit.append(gateway.audit_pool, identity.identity_event(
+            await gateway.record(identity.identity_event(
                 action, actor=who, decision="denied" if exc.status < 500 else "error",
                 error_code=exc.code, client_addr=client,
-                context={"access_request": request_id[:64]} if request_id else None),
-                timeout_s=timeout)
+                context={"access_request": request_id[:64]} if request_id else None))
             raise
         event = identity.identity_event(action, actor=who, reason=result.reason,
                                         context=_context(result), client_addr=client)
         try:
-            receipt = await audit.append(gateway.audit_pool, event, timeout_s=timeout)
+            receipt = await gateway.record(event)
         except AuditUnavailable:
             if grants:  # no elevation without its record
-                async with gateway.query_pool.connection() as conn, writing(conn):
+                async with gateway.directory() as conn, writing(conn):
                     await identity.revoke_grants(conn, result.user_id, "audit_unavailable",
                                                  request_id=result.id)
             raise
@@ -120,13 +114,13 @@ def routes(gateway: Gateway) -> list[Route]:
 
     async def listing(request: Request) -> Response:
         who = await who_is(request)
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             found = await identity.list_requests(conn, who, project)
         return json_response({"requests": [r.to_json() for r in found], "user": who.email})
 
     async def one(request: Request) -> Response:
         who = await who_is(request)
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             found = await identity.get_request(conn, request.path_params["id"])
         mine = found.user_id == who.user_id
         if not mine and found.id not in {r.id for r in await _decidable(gateway, who)}:
@@ -145,5 +139,5 @@ def routes(gateway: Gateway) -> list[Route]:
 
 
 async def _decidable(gateway: Gateway, who: Identity) -> list[AccessRequest]:
-    async with gateway.query_pool.connection() as conn:
+    async with gateway.directory() as conn:
         return await identity.list_requests(conn, who, gateway.project)

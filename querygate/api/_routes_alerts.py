@@ -17,12 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from querygate import execute
-from querygate.api import bearer_token, handle_errors, json_response, read_json
-from querygate.audit import StoredEvent
-from querygate.audit._read import COLUMNS
+from querygate import execute, identity
+from querygate.api._http import bearer_token, handle_errors, json_response, read_json
+from querygate.audit import COLUMNS, StoredEvent
 from querygate.detect import acknowledge, add_action, get_alert, list_alerts, load_settings
-from querygate.errors import BadParameters, PolicyDenied, Unavailable
+from querygate.errors import BadParameters, PolicyDenied
 from querygate.gateway import Gateway
 from querygate.identity import Identity
 
@@ -43,10 +42,10 @@ def routes(gateway: Gateway) -> list[Route]:
     @asynccontextmanager
     async def store() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         try:
-            async with gateway.audit_pool.connection() as conn:
+            async with gateway.audit_log() as conn:
                 yield conn
         except PoolTimeout:
-            raise Unavailable("the alert store is busy; try again shortly") from None
+            raise execute.busy("audit store") from None
         except psycopg.Error as exc:
             raise execute.upstream_error(exc) from None
 
@@ -103,7 +102,7 @@ async def _actor(gateway: Gateway, user: str | None) -> str | None:
     """``user`` as an actor id: an email is looked up in the directory."""
     if not user or "@" not in user:
         return user
-    async with gateway.query_pool.connection() as conn:
+    async with gateway.directory() as conn:
         row = await (await conn.execute("SELECT id FROM querygate.users WHERE email = %s",
                                         (user.lower(),))).fetchone()
         await conn.rollback()
@@ -113,12 +112,9 @@ async def _actor(gateway: Gateway, user: str | None) -> str | None:
 
 
 async def _reinstate(gateway: Gateway, actor_id: str) -> bool:
+    """Only a person the detector suspended, never an offboarding."""
     try:
-        async with await psycopg.AsyncConnection.connect(gateway.project.database_url,
-                                                         autocommit=True) as conn:
-            cur = await conn.execute(
-                "UPDATE querygate.users SET status = 'active', updated_at = now() "
-                "WHERE id = %s AND status = 'suspended'", (actor_id,))
-            return cur.rowcount > 0
+        async with gateway.directory() as conn, identity.writing(conn):
+            return await identity.reinstate(conn, actor_id)
     except psycopg.Error as exc:
         raise execute.upstream_error(exc) from None

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from querygate import audit, reports
-from querygate.api._app import bearer_token, handle_errors, json_response
+from querygate.api._http import bearer_token, handle_errors, json_response
 from querygate.errors import BadParameters, PolicyDenied
 from querygate.gateway import Gateway
 from querygate.identity import Identity
@@ -74,13 +74,11 @@ class AuditApi:
             error_code=error_code, rows_returned=rows, subjects=subjects,
             client_addr=request.client.host if request.client else None,
             context=dict(who.context))
-        settings = self.gateway.project.settings
-        return await audit.append(self.gateway.audit_pool, event,
-                                  timeout_s=settings.audit_timeout_ms / 1000)
+        return await self.gateway.record(event)
 
     async def _search(self, query: audit.Query) -> tuple[list[audit.StoredEvent], float]:
         started = time.perf_counter()
-        async with self.gateway.audit_pool.connection() as conn:
+        async with self.gateway.audit_log() as conn:
             found = await audit.search(conn, query)
         return found, (time.perf_counter() - started) * 1000
 
@@ -122,7 +120,7 @@ class AuditApi:
 
     async def head(self, request: Request) -> Response:
         await self.reader(request, "head", {})
-        async with self.gateway.audit_pool.connection() as conn:
+        async with self.gateway.audit_log() as conn:
             cur = await conn.execute("SELECT log_id, seq, hash FROM querygate.audit_head")
             row = await cur.fetchone()
         assert row is not None
@@ -145,9 +143,8 @@ class AuditApi:
                      who: Identity) -> reports.Report:
         since, until = _moment(request, "from"), _moment(request, "to")
         offboard = kind == "offboarding"
-        return await reports.build(
-            kind, self.gateway.project, self.gateway.audit_pool, self.gateway.query_pool,
-            subjects=subjects, user=_user(request) if offboard else None,
+        return await self.gateway.report(
+            kind, subjects=subjects, user=_user(request) if offboard else None,
             days=_int(request, "days", 30, 3660) if offboard else 30,
             since=since, until=until, generated_by=f"{who.email} (API)")
 

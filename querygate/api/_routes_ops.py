@@ -14,8 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from querygate import metrics
-from querygate.api import json_response
+from querygate.api._http import json_response
 from querygate.gateway import Gateway
 
 STORE_TIMEOUT_S = 1.0  # a scrape waits at most this for the shared figures
@@ -23,12 +22,11 @@ STORE_TIMEOUT_S = 1.0  # a scrape waits at most this for the shared figures
 
 def routes(gateway: Gateway) -> list[Route]:
     async def scrape(request: Request) -> Response:
-        await metrics.STORE.refresh(gateway.audit_pool, STORE_TIMEOUT_S)
+        await gateway.refresh_metrics(STORE_TIMEOUT_S)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def readyz(request: Request) -> Response:
-        state = await metrics.check(gateway.project, gateway.query_pool, gateway.audit_pool,
-                                    lambda: gateway.writer.running)
+        state = await gateway.readiness()
         return json_response(state.to_json(), 200 if state.ready else 503)
 
     return [Route("/metrics", scrape, methods=["GET"]),

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from querygate import audit, identity
-from querygate.api._app import bearer_token, handle_errors
+from querygate import identity
+from querygate.api._http import bearer_token, handle_errors
 from querygate.errors import QuerygateError
 from querygate.gateway import Gateway
 from querygate.identity import Changes, ScimDirectory, ScimError
@@ -63,7 +63,6 @@ async def _body(request: Request) -> dict[str, Any]:
 def routes(gateway: Gateway) -> list[Route]:
     settings = identity.identity_settings(gateway.project).scim
     directory = ScimDirectory(settings) if settings else None
-    timeout = gateway.project.settings.audit_timeout_ms / 1000
 
     def scim(handler: Callable[[Request, ScimDirectory, Changes], Awaitable[Response]]) -> Handler:
         async def wrapped(request: Request) -> Response:
@@ -87,19 +86,18 @@ def routes(gateway: Gateway) -> list[Route]:
     async def _audit(request: Request, changes: Changes) -> None:
         client = request.client.host if request.client else None
         for action, context in changes.actions:
-            await audit.append(gateway.audit_pool, identity.identity_event(
-                action, actor_label="scim", context=context, client_addr=client),
-                timeout_s=timeout)
+            await gateway.record(identity.identity_event(
+                action, actor_label="scim", context=context, client_addr=client))
 
     async def users(request: Request, d: ScimDirectory, changes: Changes) -> Response:
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             if request.method == "POST":
                 return scim_response(await d.create_user(conn, await _body(request), changes), 201)
             return scim_response(await d.list_users(conn, request.query_params))
 
     async def user(request: Request, d: ScimDirectory, changes: Changes) -> Response:
         user_id = request.path_params["id"]
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             if request.method == "GET":
                 return scim_response(await d.get_user(conn, user_id))
             if request.method == "DELETE":
@@ -111,14 +109,14 @@ def routes(gateway: Gateway) -> list[Route]:
             return scim_response(await d.patch_user(conn, user_id, body, changes))
 
     async def groups(request: Request, d: ScimDirectory, changes: Changes) -> Response:
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             if request.method == "POST":
                 return scim_response(await d.create_group(conn, await _body(request), changes), 201)
             return scim_response(await d.list_groups(conn, request.query_params))
 
     async def group(request: Request, d: ScimDirectory, changes: Changes) -> Response:
         group_id = request.path_params["id"]
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             if request.method == "GET":
                 members = "members" not in request.query_params.get("excludedAttributes", "")
                 return scim_response(await d.get_group(conn, group_id, members))

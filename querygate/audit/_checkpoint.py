@@ -28,15 +28,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from querygate.audit._event import canonical, timestamp
-from querygate.errors import QuerygateError
+from querygate.errors import CheckpointError
 
 DOMAIN = b"querygate-checkpoint-v1\n"
 
 
-class CheckpointError(QuerygateError):
-    """A key or checkpoint file cannot be used; the message says which and what to do."""
-
-    code = "checkpoint_error"
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from querygate.audit._checkpoint import (
     Checkpoint,
-    CheckpointError,
     load_private_key,
     load_public_key,
     read_folder,
     write_checkpoint,
 )
 from querygate.audit._s3 import S3Config, S3Sink, Upload, parse_s3
+from querygate.errors import CheckpointError
 from querygate.project import Project, resolve_secret
 
 log = logging.getLogger("querygate.audit")

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from querygate.audit._checkpoint import Checkpoint, CheckpointError, decode, encode, file_name
+from querygate.audit._checkpoint import Checkpoint, decode, encode, file_name
+from querygate.errors import CheckpointError
 from querygate.project import resolve_secret
 
 S3_SETTINGS: tuple[tuple[str, object, str], ...] = (

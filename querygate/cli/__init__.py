@@ -1,19 +1,41 @@
 """The ``querygate`` command line.
 
-More commands come from modules named ``_cmd_*.py`` in this package, each with
-a ``COMMANDS`` list of click commands or groups.
+Every command is listed in ``COMMANDS`` below, by the module that defines it; a module here is
+named after the command it holds (``_audit.py`` is ``querygate audit``), and the others are
+shared helpers (``_common``, ``_starter``, ``_workers``, ``_detecting``, ``_perimeter``).
 """
 
 from __future__ import annotations
 
 import click
 
-from querygate._plugins import modules
-from querygate.cli._audit import audit_group
-from querygate.cli._call import call, sql
-from querygate.cli._check import check
-from querygate.cli._identity import tokens, users
-from querygate.cli._serve import demo, init, serve, setup
+from querygate.cli import (
+    _access,
+    _alerts,
+    _audit,
+    _call,
+    _check,
+    _detect,
+    _exposure,
+    _identity,
+    _mcp,
+    _reconcile,
+    _reports,
+    _serve,
+)
+
+COMMANDS: tuple[click.Command, ...] = (
+    _serve.demo, _serve.init, _serve.setup, _serve.serve,     # run it
+    _check.check,                                              # review a project
+    _call.call, _call.sql, _mcp.mcp,                           # call a running gateway
+    _identity.users, _identity.tokens,                         # the directory
+    _access.access, _access.break_glass, _access.login,        # elevation and sign-in
+    _audit.audit_group,                                        # the log
+    _reports.reports_group,                                    # compliance reports
+    _alerts.alerts, _detect.detect, _detect.import_group,      # the insider detector
+    _exposure.exposure,                                        # paths around the gateway
+)
+AUDIT_COMMANDS: tuple[click.Command, ...] = (_reconcile.reconcile_command,)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,18 +53,9 @@ def main() -> None:
     """
 
 
-main.add_command(demo)
-main.add_command(init)
-main.add_command(setup)
-main.add_command(serve)
-main.add_command(check)
-main.add_command(call)
-main.add_command(sql)
-main.add_command(users)
-main.add_command(tokens)
-main.add_command(audit_group, name="audit")
-for _module in modules("querygate.cli", "_cmd_"):
-    for _command in _module.COMMANDS:
-        main.add_command(_command)
+for _command in COMMANDS:
+    main.add_command(_command)
+for _command in AUDIT_COMMANDS:
+    _audit.audit_group.add_command(_command)
 
-__all__ = ["main"]
+__all__ = ["AUDIT_COMMANDS", "COMMANDS", "main"]

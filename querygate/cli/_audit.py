@@ -14,10 +14,15 @@ import orjson
 import psycopg
 
 from querygate import audit
-from querygate.audit import CheckpointConfig, StoredEvent, Verification
-from querygate.audit._archive import merged, verify_export
-from querygate.audit._parquet import ParquetWriter
-from querygate.audit._s3 import S3Sink
+from querygate.audit import (
+    CheckpointConfig,
+    ParquetWriter,
+    S3Sink,
+    StoredEvent,
+    Verification,
+    merged,
+    verify_export,
+)
 from querygate.cli._common import (
     command_help,
     fail,
@@ -35,7 +40,7 @@ _to = click.option("--to", "until", help="Up to this date or timestamp (exclusiv
 _limit = click.option("--limit", default=100, show_default=True, help="Most events shown.")
 
 
-@click.group(help=command_help("Search, export and verify the audit log.",
+@click.group("audit", help=command_help("Search, export and verify the audit log.",
                             "querygate audit subject customer:42 --from 2026-03-01"))
 def audit_group() -> None: ...
 

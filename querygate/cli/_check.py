@@ -10,9 +10,9 @@ import click
 import orjson
 import psycopg
 
-from querygate.analysis import analyse_catalog
 from querygate.check import has_errors, purpose_problems, render, report, section_problems
 from querygate.cli._common import command_help, load, project_option, with_connection
+from querygate.gateway import analyse_catalog
 from querygate.lockfile import write_lock
 
 

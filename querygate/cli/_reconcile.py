@@ -29,14 +29,16 @@ from querygate.cli._perimeter import (
     zone,
     zone_option,
 )
-from querygate.detect import Alert, load_settings, save_alert, severity_rank
-from querygate.detect._pgaudit import (
+from querygate.detect import (
     STDERR_PREFIX,
-    LogFormatError,
+    Alert,
     audit_records,
+    load_settings,
     log_format,
+    save_alert,
+    severity_rank,
 )
-from querygate.errors import QuerygateError
+from querygate.errors import LogFormatError, QuerygateError
 from querygate.exposure import (
     ADHOC,
     Functions,

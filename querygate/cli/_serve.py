@@ -15,7 +15,7 @@ from psycopg.conninfo import conninfo_to_dict
 from querygate.cli._common import command_help, fail, load, project_option, run
 from querygate.cli._starter import write_starter
 from querygate.cli._workers import serve_project, serve_workers, use_uvloop
-from querygate.setup import DEFAULT_GATEWAY_ROLE, PARTS, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, PARTS, setup_database, url_for
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 
@@ -59,10 +59,8 @@ def _until_stopped(server: Coroutine[Any, Any, None]) -> None:
                    "Served on loopback hosts only, where no TLS is needed.")
 def demo(host: str, port: int, database_url: str | None, data_dir: Path | None,
          pg_port: int) -> None:
-    from querygate.demo import demo_tokens, prepare, stop_embedded
-    from querygate.demo._banner import banner
-    from querygate.pgwire import PostgresConfig
-    from querygate.pgwire._config import is_loopback
+    from querygate.demo import banner, demo_tokens, prepare, stop_embedded
+    from querygate.pgwire import PostgresConfig, is_loopback
 
     folder = data_dir or Path(platformdirs.user_data_dir("querygate")) / "demo"
     folder.mkdir(parents=True, exist_ok=True)

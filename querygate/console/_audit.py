@@ -19,8 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from querygate import audit, identity, reports
-from querygate.audit import CheckpointConfig, StoredEvent
-from querygate.audit._read import COLUMNS
+from querygate.audit import COLUMNS, CheckpointConfig, StoredEvent
 from querygate.console._web import Console, Form, Viewer, parse_moment, parse_subject, utc
 from querygate.errors import BadParameters, NotFound, QuerygateError
 
@@ -73,7 +72,7 @@ def routes(console: Console) -> list[Route]:
     last: list[LastVerify] = []  # the newest verification run from this console process
 
     async def search(query: audit.Query) -> list[StoredEvent]:
-        async with gateway.audit_pool.connection() as conn:
+        async with gateway.audit_log() as conn:
             return await audit.search(conn, query)
 
     async def events(request: Request, viewer: Viewer, form: Form) -> Response:
@@ -107,12 +106,12 @@ def routes(console: Console) -> list[Route]:
 
     async def _offboarding(user: str) -> tuple[identity.User, identity.AccessReport] | None:
         """The offboarding view of a person: what they accessed in the last 14 days."""
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             try:
                 person = await identity.get_user(conn, user)
             except identity.IdentityError:
                 return None
-        async with gateway.audit_pool.connection() as conn:
+        async with gateway.audit_log() as conn:
             return person, await identity.access_report(conn, person.id)
 
     async def event(request: Request, viewer: Viewer, form: Form) -> Response:
@@ -120,7 +119,7 @@ def routes(console: Console) -> list[Route]:
         if not seq_text.isdigit() or len(seq_text) > 18:
             raise NotFound("an event is named by its sequence number, e.g. /console/audit/events/42")
         seq = int(seq_text)
-        async with gateway.audit_pool.connection() as conn:
+        async with gateway.audit_log() as conn:
             cur = await conn.execute(f"SELECT {COLUMNS} FROM querygate.audit_events "
                                      "WHERE seq = %s", (seq,))
             found = await cur.fetchone()
@@ -137,7 +136,7 @@ def routes(console: Console) -> list[Route]:
         config = CheckpointConfig.from_project(gateway.project)
         if request.method == "POST":
             started = time.perf_counter()
-            async with gateway.audit_pool.connection() as conn:
+            async with gateway.audit_log() as conn:
                 await conn.execute("SET statement_timeout = 0")
                 try:
                     result = await audit.verify_log(conn, config, from_checkpoint=True)
@@ -149,7 +148,7 @@ def routes(console: Console) -> list[Route]:
             await console.record(request, viewer.who, "audit.verify",
                                  {"ok": str(result.ok).lower(), "head_seq": result.head_seq},
                                  rows=result.checked)
-        async with gateway.audit_pool.connection() as conn:
+        async with gateway.audit_log() as conn:
             head = await audit_head(conn)
         try:
             checkpoints = audit.read_folder(config.folder)
@@ -194,8 +193,7 @@ def routes(console: Console) -> list[Route]:
     async def _build(kind: str, subjects: tuple[tuple[str, str], ...], user: str | None,
                      days: int, since: dt.datetime | None, until: dt.datetime | None,
                      viewer: Viewer) -> reports.Report:
-        return await reports.build(kind, gateway.project, gateway.audit_pool,
-                                   gateway.query_pool, subjects=subjects, user=user, days=days,
+        return await gateway.report(kind, subjects=subjects, user=user, days=days,
                                    since=since, until=until,
                                    generated_by=f"{viewer.who.email} (console)")
 

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from querygate import identity
 from querygate.console._sessions import COOKIE, OidcTokens
 from querygate.console._web import (
     CLIENT,
@@ -34,7 +35,6 @@ from querygate.console._web import (
     read_form,
 )
 from querygate.errors import NotAuthenticated, QuerygateError
-from querygate.identity import _login as login
 
 OIDC_COOKIE = "qg_console_oidc"
 PENDING_S = 600.0  # an OIDC sign-in must come back within this
@@ -115,9 +115,9 @@ def routes(console: Console) -> list[Route]:
                               "with a client_id in querygate.yaml).")
         assert settings.client_id is not None
         try:
-            document = await asyncio.to_thread(login.discover, settings.issuer,
+            document = await asyncio.to_thread(identity.discover, settings.issuer,
                                                settings.http_timeout_s)
-            endpoint = login._endpoint(document, "authorization_endpoint")
+            endpoint = identity.oidc_endpoint(document, "authorization_endpoint")
         except (NotAuthenticated, httpx.HTTPError, OSError, ValueError):
             return login_page(request, 502, "The identity provider did not answer. Try again, "
                               "or paste a token.")
@@ -146,10 +146,10 @@ def routes(console: Console) -> list[Route]:
             return RedirectResponse("/console/login?m=oidc", status_code=303)
         assert settings.client_id is not None
         try:
-            document = await asyncio.to_thread(login.discover, settings.issuer,
+            document = await asyncio.to_thread(identity.discover, settings.issuer,
                                                settings.http_timeout_s)
-            tokens = await asyncio.to_thread(login._token_request,
-                                             login._endpoint(document, "token_endpoint"), {
+            tokens = await asyncio.to_thread(identity.oidc_token_request,
+                                             identity.oidc_endpoint(document, "token_endpoint"), {
                 "grant_type": "authorization_code", "code": q["code"],
                 "redirect_uri": item.redirect, "client_id": settings.client_id,
                 "code_verifier": item.verifier}, None, settings.http_timeout_s,

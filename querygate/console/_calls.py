@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from querygate.catalog._params import INT4, INT8, MAX_ARRAY_ITEMS, Parameter
+from querygate.catalog import INT4, INT8, MAX_ARRAY_ITEMS, Parameter
 from querygate.console._web import CLIENT, Console, Form, Viewer, client_addr
 from querygate.errors import NotAuthenticated, NotFound, QuerygateError
-from querygate.results import CallResult
+from querygate.gateway import CallResult
 
 _HINTS = {
     "int": "a whole number", "bigint": "a whole number", "numeric": "a decimal number",

@@ -15,10 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from querygate import audit, identity
+from querygate import identity
 from querygate.console._web import CLIENT, Console, Form, Viewer, client_addr
 from querygate.errors import AuditUnavailable, NotFound, QuerygateError
-from querygate.identity._access import approver_roles
 
 PAGE = 50
 ACTIONS = {
@@ -39,7 +38,7 @@ def routes(console: Console) -> list[Route]:
     access = identity.identity_settings(project).access
 
     async def directory() -> list[identity.User]:
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             return await identity.list_users(conn)
 
     async def person(user_id: str) -> identity.User:
@@ -62,7 +61,7 @@ def routes(console: Console) -> list[Route]:
 
     async def user(request: Request, viewer: Viewer, form: Form) -> Response:
         found = await person(request.path_params["id"])
-        async with gateway.audit_pool.connection() as conn:
+        async with gateway.audit_log() as conn:
             report = await identity.access_report(conn, found.id)
         await console.record(request, viewer.who, "console.user", {"user": found.email}, rows=1)
         return console.render("user.html", viewer, user=found, report=report, done=None,
@@ -77,29 +76,28 @@ def routes(console: Console) -> list[Route]:
         if form.get("confirm") != "yes":
             return console.render("confirm.html", viewer, user=found, action=action, title=title,
                                   effect=effect)
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             done = await identity.offboard(conn, found.email, by=viewer.who.email, status=status)
         ended = console.sessions.end_for(found.email)
-        await audit.append(gateway.audit_pool, identity.identity_event(
+        await gateway.record(identity.identity_event(
             "offboard" if action == "offboard" else "suspend", actor=viewer.who,
             client_addr=client_addr(request), context={
                 "user": done.user.id, "email": done.user.email, "status": status,
                 "tokens_revoked": str(done.tokens_revoked),
                 "grants_revoked": str(done.grants_revoked),
                 "queries_cancelled": str(done.queries_cancelled),
-                "console_sessions_ended": str(ended), "client": CLIENT}),
-            timeout_s=project.settings.audit_timeout_ms / 1000)
-        async with gateway.audit_pool.connection() as conn:
+                "console_sessions_ended": str(ended), "client": CLIENT}))
+        async with gateway.audit_log() as conn:
             report = await identity.access_report(conn, found.id)
         return console.render("user.html", viewer, user=(await person(found.id)), report=report,
                               done=done, actions=ACTIONS)
 
     async def requests(request: Request, viewer: Viewer, form: Form) -> Response:
-        async with gateway.query_pool.connection() as conn:
+        async with gateway.directory() as conn:
             found = await identity.list_requests(conn, viewer.who, project)
         decidable = {r.role for r in found} & {
             role for role in project.roles
-            if set(approver_roles(project, role)) & set(viewer.who.standing_roles)}
+            if set(identity.approver_roles(project, role)) & set(viewer.who.standing_roles)}
         pending = [r for r in found if r.status == "pending" and r.role in decidable
                    and r.user_id != viewer.who.user_id]
         mine = [r for r in found if r.user_id == viewer.who.user_id]
@@ -111,27 +109,26 @@ def routes(console: Console) -> list[Route]:
         approve = request.path_params["decision"] == "approve"
         request_id = request.path_params["id"][:64]
         note = (form.get("note") or "").strip() or None
-        timeout = project.settings.audit_timeout_ms / 1000
         action = "access.approve" if approve else "access.deny"
         try:
-            async with gateway.query_pool.connection() as conn:
+            async with gateway.directory() as conn:
                 result = await identity.decide(conn, viewer.who, project, access, request_id,
                                                approve=approve, note=note)
         except QuerygateError as exc:
-            await audit.append(gateway.audit_pool, identity.identity_event(
+            await gateway.record(identity.identity_event(
                 action, actor=viewer.who, decision="denied" if exc.status < 500 else "error",
                 error_code=exc.code, client_addr=client_addr(request),
-                context={"access_request": request_id, "client": CLIENT}), timeout_s=timeout)
+                context={"access_request": request_id, "client": CLIENT}))
             raise
         context = {"access_request": result.id, "role": result.role, "requester": result.email,
                    "status": result.status, "client": CLIENT}
         try:
-            await audit.append(gateway.audit_pool, identity.identity_event(
+            await gateway.record(identity.identity_event(
                 action, actor=viewer.who, reason=result.reason, context=context,
-                client_addr=client_addr(request)), timeout_s=timeout)
+                client_addr=client_addr(request)))
         except AuditUnavailable:
             if approve:  # no elevation without its record
-                async with gateway.query_pool.connection() as conn, identity.writing(conn):
+                async with gateway.directory() as conn, identity.writing(conn):
                     await identity.revoke_grants(conn, result.user_id, "audit_unavailable",
                                                  request_id=result.id)
             raise

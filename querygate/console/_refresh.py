@@ -7,9 +7,9 @@ import time
 
 import httpx
 
+from querygate import identity
 from querygate.console._sessions import OidcTokens, Session
 from querygate.errors import NotAuthenticated
-from querygate.identity import _login as login
 
 
 async def refresh_if_due(session: Session) -> None:
@@ -17,11 +17,11 @@ async def refresh_if_due(session: Session) -> None:
     tokens = session.oidc
     if tokens is None or tokens.expires_at - 60 > time.time() or not tokens.refresh_token:
         return
-    base = login.TokenSet(tokens.issuer, tokens.client_id, session.token, tokens.expires_at,
+    base = identity.TokenSet(tokens.issuer, tokens.client_id, session.token, tokens.expires_at,
                           tokens.refresh_token)
     try:
-        document = await asyncio.to_thread(login.discover, tokens.issuer)
-        fresh = await asyncio.to_thread(login._token_request, document["token_endpoint"], {
+        document = await asyncio.to_thread(identity.discover, tokens.issuer)
+        fresh = await asyncio.to_thread(identity.oidc_token_request, document["token_endpoint"], {
             "grant_type": "refresh_token", "refresh_token": tokens.refresh_token,
             "client_id": tokens.client_id}, base, 10)
     except (NotAuthenticated, httpx.HTTPError, OSError, ValueError, KeyError):

@@ -27,7 +27,7 @@ from querygate import audit, identity
 from querygate.console._refresh import refresh_if_due
 from querygate.console._sessions import COOKIE, Session, SessionStore
 from querygate.detect import load_settings as detect_settings
-from querygate.errors import BadParameters, NotAuthenticated, PolicyDenied, QuerygateError
+from querygate.errors import BadParameters, CsrfRefused, NotAuthenticated, PolicyDenied, QuerygateError
 from querygate.gateway import Gateway
 from querygate.identity import Identity
 
@@ -87,9 +87,6 @@ class SignedOut(Exception):
         self.code = code
 
 
-class CsrfRefused(QuerygateError):
-    status = 403
-    code = "csrf"
 
 
 @dataclass(frozen=True)
@@ -301,8 +298,7 @@ class Console:
             client_addr=client_addr(request),
             context={**who.context, **(context or {}), "client": CLIENT},
             policy_version=self.gateway.policy_version)
-        return await audit.append(self.gateway.audit_pool, event,
-                                  timeout_s=self.gateway.project.settings.audit_timeout_ms / 1000)
+        return await self.gateway.record(event)
 
 
 def client_addr(request: Request) -> str | None:

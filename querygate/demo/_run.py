@@ -18,7 +18,7 @@ from querygate.demo._embedded import start_embedded
 from querygate.demo._sample import load_sample
 from querygate.lineage import Schema, load_schema
 from querygate.lockfile import LOCK_NAME, write_lock
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 DEMO_DB = "querygate_demo"
 DEMO_USERS = {
@@ -58,7 +58,7 @@ def prepare(data_dir: Path, database_url: str | None = None,
             notes.append("sample data already loaded (reused)")
     setup_database(admin_url, gateway_role=DEFAULT_GATEWAY_ROLE)
     gateway_url = url_for(admin_url, user=DEFAULT_GATEWAY_ROLE)
-    project_dir = _write_project(data_dir, gateway_url)
+    project_dir = write_project(data_dir, gateway_url)
     _lock(project_dir, admin_url)
     return DemoSetup(project_dir, admin_url, gateway_url, notes)
 
@@ -75,7 +75,7 @@ def _lock(project_dir: Path, url: str) -> None:
     write_lock(project_dir, asyncio.run(schema()))
 
 
-def _write_project(data_dir: Path, gateway_url: str) -> Path:
+def write_project(data_dir: Path, gateway_url: str) -> Path:
     """The packaged demo project, with this machine's database URL and a secret key file."""
     key_file = data_dir / "secret_key"
     if not key_file.exists():

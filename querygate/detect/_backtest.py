@@ -9,8 +9,9 @@ import orjson
 from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._detector import Detector
-from querygate.detect._event import EventError, event_from_json
+from querygate.detect._event import event_from_json
 from querygate.detect._watch import Lists
+from querygate.errors import EventError
 
 
 def read_events(lines: Iterable[bytes | str]) -> Iterator[tuple[int, object]]:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from querygate.errors import EventError
+
 if TYPE_CHECKING:
     from querygate.audit import StoredEvent
 
@@ -20,8 +22,6 @@ REQUIRED = ("occurred_at", "actor_id", "function_name", "decision", "subjects")
 MAX_SUBJECTS = 10_000  # more than any function returns; the rest of a list is ignored
 
 
-class EventError(ValueError):
-    """A line of backtest input that is not an event; the message says which field."""
 
 
 @dataclass(slots=True)

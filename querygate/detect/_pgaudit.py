@@ -32,6 +32,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from querygate.errors import LogFormatError
+
 _START = re.compile(r"^(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
                     r"(?: ?(?P<tz>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?")
 _AUDIT = re.compile(r"\b(?:LOG|NOTICE|INFO):\s+AUDIT: (?P<body>.*)$", re.S)
@@ -206,8 +208,6 @@ def _event(fields: list[str], prefix: dict[str, str], when: str, finder: _Subjec
 
 # -- whole records in any of PostgreSQL's log formats (``audit reconcile``) ----------------------
 
-class LogFormatError(ValueError):
-    """The log is not one this reader knows, or lacks what it needs (a role per line)."""
 
 
 @dataclass(frozen=True)

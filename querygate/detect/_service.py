@@ -20,8 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from querygate.audit import StoredEvent
-from querygate.audit._read import COLUMNS
+from querygate.audit import COLUMNS, StoredEvent
 from querygate.detect._alert import Alert, severity_rank
 from querygate.detect._detector import Detector
 from querygate.detect._event import event_from_stored

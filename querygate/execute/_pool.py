@@ -57,6 +57,11 @@ class CheckedPool(AsyncConnectionPool[Any]):
         await super().putconn(conn)
 
 
+def busy(what: str = "database") -> Unavailable:
+    """The error for a pool with no free connection within its timeout (``PoolTimeout``)."""
+    return Unavailable(f"all {what} connections are busy; try again shortly")
+
+
 class Lease:
     """One call's query connection, taken once: the token check and then the call's query run
     on it, and it goes back to the pool as soon as the query is read (never held across the
@@ -72,7 +77,7 @@ class Lease:
             try:
                 self._conn = await self.pool.getconn(self.timeout_s)
             except PoolTimeout:
-                raise Unavailable("all database connections are busy; try again shortly") from None
+                raise busy() from None
             finally:
                 metrics.observe_pool_wait("query", time.perf_counter() - asked)
         return self._conn

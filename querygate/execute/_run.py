@@ -13,6 +13,7 @@ from psycopg import errors as pgerr
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from querygate.errors import QuerygateError, StatementTimeout, Unavailable, UpstreamError
+from querygate.execute._pool import busy
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ async def stream(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, obj
                     fetch.cancel()
                     await asyncio.gather(fetch, return_exceptions=True)
     except PoolTimeout:
-        raise Unavailable("all database connections are busy; try again shortly") from None
+        raise busy() from None
     except psycopg.Error as exc:
         raise upstream_error(exc) from None
 

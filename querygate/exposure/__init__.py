@@ -16,7 +16,7 @@ from querygate.exposure._reconcile import (
     Reconciliation,
     reconcile,
 )
-from querygate.exposure._report import ExposureReport, find_exposures
+from querygate.exposure._report import ExposureReport, describe_seen, find_exposures, login_seen
 
 __all__ = [
     "ADHOC",
@@ -28,8 +28,10 @@ __all__ = [
     "GatewayEvent",
     "LiveSession",
     "Reconciliation",
+    "describe_seen",
     "find_exposures",
     "live_bypasses",
+    "login_seen",
     "parse_allow",
     "reconcile",
 ]

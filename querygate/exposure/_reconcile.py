@@ -29,10 +29,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from querygate.adhoc import ADHOC_FUNCTION
-from querygate.detect import Alert
-from querygate.detect._pgaudit import AuditRecord
+from querygate.detect import Alert, AuditRecord
 from querygate.exposure._quiet import quiet_sqlglot
+from querygate.gateway import ADHOC_FUNCTION
 
 ADHOC = ADHOC_FUNCTION
 MASKED_SCHEMA = "querygate_masked"  # where the gateway keeps the masked views ad-hoc SQL reads

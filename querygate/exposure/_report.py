@@ -10,11 +10,11 @@ from typing import Any
 
 import psycopg
 
-from querygate.detect._pgaudit import LogMessage
+from querygate.detect import LogMessage
 from querygate.exposure._allow import Accepted
 from querygate.exposure._catalog import Role, read_snapshot
 from querygate.exposure._paths import Exposure, Paths
-from querygate.setup import AUDITOR_ROLE, OWNER_ROLE
+from querygate.provision import AUDITOR_ROLE, OWNER_ROLE
 
 
 @dataclass(frozen=True)

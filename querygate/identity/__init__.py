@@ -6,10 +6,11 @@ call); SCIM provisioning; offboarding in one step; just-in-time elevation and
 break-glass grants; agents acting on behalf of a person.
 """
 
+from querygate.errors import IdentityError, RequestClosed, ScimError
 from querygate.identity._access import (
     AccessRequest,
-    RequestClosed,
     Scope,
+    approver_roles,
     break_glass,
     cancel,
     decide,
@@ -29,8 +30,10 @@ from querygate.identity._checks import TokenChecks
 from querygate.identity._db import writing
 from querygate.identity._events import identity_event, record
 from querygate.identity._guard import AccessScopeGuard
-from querygate.identity._login import TokenSet, browser_login, cached_token, device_login
+from querygate.identity._login import TokenSet, browser_login, cached_token, device_login, discover
+from querygate.identity._login import endpoint as oidc_endpoint
 from querygate.identity._login import save as save_login
+from querygate.identity._login import token_request as oidc_token_request
 from querygate.identity._model import Grant, Identity
 from querygate.identity._offboard import (
     AccessReport,
@@ -42,7 +45,6 @@ from querygate.identity._offboard import (
 )
 from querygate.identity._oidc import KeySet, OidcVerifier
 from querygate.identity._scim import Changes, ScimDirectory
-from querygate.identity._scim_model import ScimError
 from querygate.identity._settings import (
     AccessSettings,
     IdentitySettings,
@@ -53,13 +55,13 @@ from querygate.identity._settings import (
     parse_duration,
 )
 from querygate.identity._store import (
-    IdentityError,
     User,
     add_user,
     authenticate,
     get_user,
     issue_token,
     list_users,
+    reinstate,
     revoke_user,
 )
 from querygate.identity._tokens import PREFIX as TOKEN_PREFIX
@@ -93,6 +95,7 @@ __all__ = [
     "User",
     "access_report",
     "add_user",
+    "approver_roles",
     "authenticate",
     "break_glass",
     "browser_login",
@@ -102,6 +105,7 @@ __all__ = [
     "cancel_queries",
     "decide",
     "device_login",
+    "discover",
     "get_request",
     "get_user",
     "identity_event",
@@ -110,10 +114,13 @@ __all__ = [
     "list_requests",
     "list_users",
     "offboard",
+    "oidc_endpoint",
     "oidc_settings",
+    "oidc_token_request",
     "parse_duration",
     "query_label",
     "record",
+    "reinstate",
     "request_access",
     "revoke_grants",
     "revoke_user",

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from querygate.errors import BadParameters, NotFound, PolicyDenied, QuerygateError
+from querygate.errors import BadParameters, NotFound, PolicyDenied, RequestClosed
 from querygate.identity._db import writing
 from querygate.identity._model import Identity, param_text
 from querygate.identity._settings import AccessSettings, parse_duration
@@ -29,11 +29,6 @@ from querygate.project import Project
 MAX_REASON = 500
 
 
-class RequestClosed(QuerygateError):
-    """The request was already decided, cancelled or has lapsed."""
-
-    status = 409
-    code = "request_closed"
 
 
 @dataclass(frozen=True)

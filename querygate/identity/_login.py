@@ -82,7 +82,7 @@ def cached_token(issuer: str | None = None, *, timeout: float = 10) -> str | Non
     if not tokens.refresh_token:
         return None
     try:
-        fresh = _token_request(discover(tokens.issuer, timeout)["token_endpoint"], {
+        fresh = token_request(discover(tokens.issuer, timeout)["token_endpoint"], {
             "grant_type": "refresh_token", "refresh_token": tokens.refresh_token,
             "client_id": tokens.client_id}, tokens, timeout)
     except (NotAuthenticated, httpx.HTTPError):
@@ -99,14 +99,14 @@ def discover(issuer: str, timeout: float = 10) -> dict[str, Any]:
     return document
 
 
-def _endpoint(document: dict[str, Any], name: str) -> str:
+def endpoint(document: dict[str, Any], name: str) -> str:
     url = document.get(name)
     if not isinstance(url, str) or not secure_url(url):
         raise NotAuthenticated(f"the identity provider has no usable {name}")
     return url
 
 
-def _token_request(url: str, form: dict[str, str], base: TokenSet | None, timeout: float,
+def token_request(url: str, form: dict[str, str], base: TokenSet | None, timeout: float,
                    issuer: str = "", client_id: str = "") -> TokenSet:
     response = httpx.post(url, data=form, timeout=timeout, headers={"Accept": "application/json"})
     body = response.json() if response.content else {}
@@ -123,7 +123,7 @@ def device_login(issuer: str, client_id: str, scopes: str, *, echo: Callable[[st
                  sleep: Callable[[float], None] = time.sleep, timeout: float = 10) -> TokenSet:
     """RFC 8628: show a code and a URL, then poll until the person approves (or it lapses)."""
     document = discover(issuer, timeout)
-    grant = httpx.post(_endpoint(document, "device_authorization_endpoint"),
+    grant = httpx.post(endpoint(document, "device_authorization_endpoint"),
                        data={"client_id": client_id, "scope": scopes}, timeout=timeout)
     grant.raise_for_status()
     device = grant.json()
@@ -131,7 +131,7 @@ def device_login(issuer: str, client_id: str, scopes: str, *, echo: Callable[[st
     echo(f"and enter the code {device['user_code']} (it expires in {device.get('expires_in', 600)} s).")
     interval, deadline = float(device.get("interval", 5)), time.monotonic() + float(
         device.get("expires_in", 600))
-    token_url = _endpoint(document, "token_endpoint")
+    token_url = endpoint(document, "token_endpoint")
     while time.monotonic() < deadline:
         response = httpx.post(token_url, timeout=timeout, data={
             "grant_type": DEVICE_GRANT, "device_code": device["device_code"], "client_id": client_id})
@@ -161,14 +161,14 @@ def browser_login(issuer: str, client_id: str, scopes: str, *,
     state = secrets.token_urlsafe(16)
     server = _CallbackServer()
     redirect = f"http://127.0.0.1:{server.port}/callback"
-    open_browser(_endpoint(document, "authorization_endpoint") + "?" + urlencode({
+    open_browser(endpoint(document, "authorization_endpoint") + "?" + urlencode({
         "response_type": "code", "client_id": client_id, "redirect_uri": redirect,
         "scope": scopes, "state": state, "code_challenge": challenge.decode(),
         "code_challenge_method": "S256"}))
     params = server.wait(timeout)
     if params.get("state") != state or "code" not in params:
         raise NotAuthenticated(f"sign-in did not complete: {params.get('error', 'no code returned')}")
-    return _token_request(_endpoint(document, "token_endpoint"), {
+    return token_request(endpoint(document, "token_endpoint"), {
         "grant_type": "authorization_code", "code": params["code"], "redirect_uri": redirect,
         "client_id": client_id, "code_verifier": verifier}, None, 10, issuer, client_id)
 

@@ -17,10 +17,10 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from querygate.errors import ScimError
 from querygate.identity._db import writing
 from querygate.identity._offboard import Offboarding, offboard
 from querygate.identity._scim_model import (
-    ScimError,
     boolean,
     display_name,
     email_of,

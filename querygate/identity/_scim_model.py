@@ -13,34 +13,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from querygate.errors import QuerygateError
+from querygate.errors import ScimError
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 _FILTER = re.compile(r'\s*([A-Za-z][\w.:]*)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*', re.IGNORECASE)
 _MEMBER_PATH = re.compile(r'\s*members\s*\[\s*value\s+eq\s+"((?:[^"\\]|\\.)*)"\s*\]\s*',
                           re.IGNORECASE)
 
 
-class ScimError(QuerygateError):
-    """An error in SCIM's own format (RFC 7644 §3.12)."""
-
-    code = "scim_error"
-
-    def __init__(self, status: int, detail: str, scim_type: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.scim_type = scim_type
-
-    def to_json(self) -> dict[str, object]:
-        body: dict[str, object] = {"schemas": [ERROR_SCHEMA], "status": str(self.status),
-                                   "detail": self.message}
-        if self.scim_type:
-            body["scimType"] = self.scim_type
-        return body
 
 
 def parse_filter(text: str | None, allowed: Mapping[str, str]) -> tuple[str, str] | None:

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from querygate.errors import NotAuthenticated, QuerygateError
+from querygate.errors import IdentityError, NotAuthenticated
 from querygate.identity._model import Grant, Identity, acting_for, with_grants
 from querygate.identity._tokens import looks_like_token, new_id, new_token, token_hash
 
@@ -25,9 +25,6 @@ class User:
     created_at: dt.datetime
 
 
-class IdentityError(QuerygateError):
-    status = 400
-    code = "identity_error"
 
 
 _USER_COLUMNS = "id, email, kind, roles, status, created_at"
@@ -64,6 +61,14 @@ async def get_user(conn: psycopg.AsyncConnection[Any], email: str) -> User:
     if user is None:
         raise IdentityError(f"no user {email}; see `querygate users list`")
     return user
+
+
+async def reinstate(conn: psycopg.AsyncConnection[Any], user_id: str) -> bool:
+    """A person the detector suspended is active again; anyone offboarded stays offboarded."""
+    cur = await conn.execute(
+        "UPDATE querygate.users SET status = 'active', updated_at = now() "
+        "WHERE id = %s AND status = 'suspended'", (user_id,))
+    return cur.rowcount > 0
 
 
 async def revoke_user(conn: psycopg.AsyncConnection[Any], email: str,

@@ -8,8 +8,9 @@ from types import MappingProxyType
 from sqlglot import exp
 from sqlglot.optimizer.scope import walk_in_scope
 
+from querygate.errors import LineageError
 from querygate.lineage._clauses import equality_target, parameter_key, predicate_of
-from querygate.lineage._model import Analysis, LineageError, OutputColumn, Schema
+from querygate.lineage._model import Analysis, OutputColumn, Schema
 from querygate.lineage._parse import ensure_expanded, parse_query
 from querygate.lineage._session import Session, columns_of
 from querygate.lineage._trace import Tracer

@@ -6,14 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from querygate.errors import QuerygateError
-
-
-class LineageError(QuerygateError):
-    """The SQL cannot be analysed; the message names the problem."""
-
-    code = "lineage_error"
-
 
 @dataclass(frozen=True)
 class Column:

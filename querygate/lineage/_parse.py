@@ -11,7 +11,8 @@ from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
-from querygate.lineage._model import LineageError, Relation, Schema
+from querygate.errors import LineageError
+from querygate.lineage._model import Relation, Schema
 from querygate.lineage._names import output_name
 
 DIALECT = "postgres"

@@ -8,7 +8,8 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import build_scope
 
-from querygate.lineage._model import LineageError, Relation, Schema
+from querygate.errors import LineageError
+from querygate.lineage._model import Relation, Schema
 from querygate.lineage._parse import (
     DIALECT,
     build_mapping,

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, ScopeType
 
+from querygate.errors import LineageError
 from querygate.lineage._clauses import filter_expressions
-from querygate.lineage._model import LineageError, Relation
+from querygate.lineage._model import Relation
 from querygate.lineage._parse import DIALECT, function_key, table_relation
 from querygate.lineage._values import UNTRACED, Environment, Outputs, Value
 

@@ -8,6 +8,15 @@ for. Tool results are data, never instructions.
 """
 
 from querygate.mcp._http import McpEndpoint, call_tool, tools_for
+from querygate.mcp._stdio import serve_stdio
 from querygate.mcp._tools import INSTRUCTIONS, MAX_RESULT_CHARS, RUN_SQL
 
-__all__ = ["INSTRUCTIONS", "MAX_RESULT_CHARS", "RUN_SQL", "McpEndpoint", "call_tool", "tools_for"]
+__all__ = [
+    "INSTRUCTIONS",
+    "MAX_RESULT_CHARS",
+    "RUN_SQL",
+    "McpEndpoint",
+    "call_tool",
+    "serve_stdio",
+    "tools_for",
+]

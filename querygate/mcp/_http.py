@@ -25,9 +25,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from querygate import identity
-from querygate.adhoc import adhoc_roles
 from querygate.errors import BadParameters, NotAuthenticated, QuerygateError, Unavailable
-from querygate.gateway import Gateway
+from querygate.gateway import Gateway, adhoc_roles
 from querygate.identity import Identity
 from querygate.mcp import _tools
 

@@ -20,19 +20,12 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from mcp.types.version import LATEST_HANDSHAKE_VERSION
 
-from querygate.errors import QuerygateError
+from querygate.errors import QuerygateError, UpstreamRefused
 from querygate.mcp import _tools
 
 TIMEOUT_S = 120.0
 
 
-class UpstreamRefused(QuerygateError):
-    """The gateway answered with an HTTP error; its status, code and message, as it sent them."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 class Forwarder:

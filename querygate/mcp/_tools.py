@@ -15,10 +15,8 @@ from typing import Any
 import mcp.types as types
 import orjson
 
-from querygate.analysis import AnalysedFunction
 from querygate.errors import BadParameters, QuerygateError
-from querygate.record import MAX_REASON_CHARS
-from querygate.results import CallResult
+from querygate.gateway import MAX_REASON_CHARS, AnalysedFunction, CallResult
 
 RUN_SQL = "run_sql"
 REASON = "reason"

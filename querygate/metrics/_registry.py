@@ -22,7 +22,7 @@ from querygate.errors import QuerygateError
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
 
-FRONT_DOORS = frozenset({"http", "postgres", "mcp", "console", "cli"})
+FRONT_DOORS = frozenset({"http", "postgres", "mcp", "console", "cli", "python"})
 UNKNOWN = "(unknown)"
 
 # latency from a fraction of a millisecond (a cached refusal) to the statement timeout and past

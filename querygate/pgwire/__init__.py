@@ -4,8 +4,15 @@
 every statement through ``Gateway.call`` or ``Gateway.sql`` with ``client="postgres"``.
 """
 
-from querygate.pgwire._config import PostgresConfig, postgres_config
+from querygate.pgwire._config import PostgresConfig, is_loopback, postgres_config
 from querygate.pgwire._errors import SQLSTATES, sqlstate_of
 from querygate.pgwire._server import PgServer
 
-__all__ = ["SQLSTATES", "PgServer", "PostgresConfig", "postgres_config", "sqlstate_of"]
+__all__ = [
+    "SQLSTATES",
+    "PgServer",
+    "PostgresConfig",
+    "is_loopback",
+    "postgres_config",
+    "sqlstate_of",
+]

@@ -45,7 +45,7 @@ async def describe_types(gateway: Gateway) -> dict[str, tuple[int, ...]]:
     """Each function's result column type OIDs, from PostgreSQL's description of its query
     (``LIMIT 0`` with NULL parameters, in a transaction rolled back: no row is read)."""
     types: dict[str, tuple[int, ...]] = {}
-    async with gateway.query_pool.connection() as conn:
+    async with gateway.directory() as conn:
         for name, analysed in gateway.functions.items():
             function = analysed.function
             async with conn.transaction(force_rollback=True), conn.cursor() as cur:

@@ -18,14 +18,13 @@ from typing import Any
 
 from querygate.catalog import Function
 from querygate.errors import BadParameters, QuerygateError
-from querygate.gateway import Gateway
+from querygate.gateway import CallResult, Gateway
 from querygate.identity import Identity
 from querygate.pgwire import _catalog as catalog
 from querygate.pgwire import _errors as err
 from querygate.pgwire import _sql as sql
 from querygate.pgwire import _types as t
 from querygate.pgwire._codec import Field
-from querygate.results import CallResult
 
 SERVER_VERSION = "16.0 (querygate)"
 GONE_CHECK_S = 0.2

@@ -16,6 +16,7 @@ from querygate.policy._decisions import (
     most_restrictive,
 )
 from querygate.policy._masks import MASKS as MASK_FUNCTIONS
+from querygate.policy._masks import mask_hash
 from querygate.policy._model import UNCLASSIFIED, Classification, Role, TableClass
 from querygate.policy._plan import (
     ColumnPlan,
@@ -42,6 +43,7 @@ __all__ = [
     "Verdict",
     "classify_columns",
     "column_verdict",
+    "mask_hash",
     "may_filter",
     "most_permissive",
     "most_restrictive",

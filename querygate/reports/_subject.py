@@ -10,8 +10,7 @@ from typing import Any
 import psycopg
 
 from querygate import audit
-from querygate.audit import CheckpointConfig, StoredEvent
-from querygate.audit._search import MAX_LIMIT
+from querygate.audit import MAX_LIMIT, CheckpointConfig, StoredEvent
 from querygate.catalog import Catalog
 from querygate.reports._integrity import integrity
 from querygate.reports._model import Report, Section, describe_field, period_words

@@ -14,7 +14,7 @@ import pytest
 
 from querygate import identity
 from querygate.gateway import Gateway
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from tests.demo_env import create_database, drop_database, serving_gateway
 
 # id 7 and id 8 differ in every protected value; each mask shows the same for both.

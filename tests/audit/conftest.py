@@ -16,8 +16,8 @@ from querygate import audit
 from querygate.audit import AuditEvent, CheckpointConfig
 from querygate.audit import _content as content
 from querygate.execute import audit_pool
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from querygate.settings import Settings
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 
 from querygate import audit
 from querygate.audit import CheckpointConfig, CheckpointError, CheckpointLoop
-from querygate.setup import DEFAULT_GATEWAY_ROLE, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, url_for
 from tests.audit.conftest import (
     UNGUARD,
     Log,

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from querygate import audit
-from querygate.audit._archive import merged, verify_export
+from querygate.audit import merged, verify_export
 from tests.audit.conftest import Log, append, checkpoint, event
 
 pytestmark = pytest.mark.anyio

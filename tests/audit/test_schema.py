@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 import pytest
 
-from querygate.setup import AUDITOR_ROLE, setup_database, url_for
+from querygate.provision import AUDITOR_ROLE, setup_database, url_for
 from tests.audit.conftest import Log, append, event, verify
 
 pytestmark = pytest.mark.anyio

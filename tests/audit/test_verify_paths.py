@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from querygate.audit import canonical
 from querygate.audit._content import FIELDS
 from querygate.audit._verify import _DEEP
-from querygate.setup import setup_database
+from querygate.provision import setup_database
 from tests.audit.conftest import UNGUARD, Log, append, event, tamper, verify
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))

@@ -19,7 +19,7 @@ from querygate.audit import CheckpointConfig
 from querygate.cli import main
 from querygate.detect import RULES, load_settings
 from querygate.errors import ProjectError, QuerygateError
-from querygate.guards import build_guards
+from querygate.gateway import build_guards
 from querygate.identity import identity_settings
 from querygate.project import load_project
 from tests.demo_env import Demo

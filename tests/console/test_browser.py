@@ -20,7 +20,7 @@ import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from querygate import identity
-from querygate.demo._sample import CANARIES
+from querygate.demo import CANARIES
 from querygate.detect import Alert, save_alert
 from querygate.project import load_project
 from tests.demo_env import Demo, running_server_process

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 import querygate.console
-from querygate.catalog._params import Parameter, bind
+from querygate.catalog import Parameter, bind
 from querygate.console._calls import cell, field_for, form_values
 from querygate.console._sessions import SessionStore
 from querygate.console._web import parse_moment, parse_subject

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from markupsafe import escape
 
-from querygate.demo._sample import CANARIES
+from querygate.demo import CANARIES
 from tests.console.conftest import csrf_of, sign_in
 from tests.demo_env import Demo
 
@@ -319,8 +319,7 @@ async def test_revoked_elsewhere_the_open_session_stops_on_its_next_request(
 def test_the_demo_banner_prints_the_console_url() -> None:
     from pathlib import Path
 
-    from querygate.demo import DEMO_USERS
-    from querygate.demo._banner import banner
+    from querygate.demo import DEMO_USERS, banner
 
     lines = banner(Path("/tmp/project"), "127.0.0.1", 8080, dict.fromkeys(DEMO_USERS, "qg_x"))
     assert "console: http://127.0.0.1:8080/console/  (sign in with a token below)" in lines

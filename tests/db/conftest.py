@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 
 @dataclass(frozen=True)

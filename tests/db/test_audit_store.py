@@ -11,8 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from querygate import audit
-from querygate.audit import AuditEvent
-from querygate.audit._read import COLUMNS
+from querygate.audit import COLUMNS, AuditEvent
 from querygate.audit._store import append_batch
 from querygate.errors import AuditUnavailable
 from querygate.execute import audit_pool

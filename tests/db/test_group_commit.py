@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from querygate import audit
-from querygate.audit._writer import GroupWriter
+from querygate.audit import GroupWriter
 from querygate.errors import AuditUnavailable
 from querygate.execute import audit_pool
 from querygate.settings import Settings

@@ -12,8 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from querygate import audit, execute
 from querygate.project import Project, load_project
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from querygate.settings import Settings
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 CONFIG = """
 database:

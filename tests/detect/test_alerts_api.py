@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from querygate.detect import Alert, save_alert
-from querygate.setup import setup_database
+from querygate.provision import setup_database
 from tests.demo_env import Demo, call
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from querygate.cli import main
-from querygate.detect._pgaudit import LogFormatError, audit_records, last_seen, log_format
+from querygate.detect import audit_records, last_seen, log_format
+from querygate.errors import LogFormatError
 from querygate.exposure import Functions, GatewayEvent, reconcile
 from querygate.exposure._reconcile import as_sent, fingerprint
 

@@ -15,11 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from querygate.cli import main
-from querygate.demo import load_sample
-from querygate.demo._run import _write_project, demo_tokens
+from querygate.demo import demo_tokens, load_sample, write_project
 from querygate.gateway import Gateway
 from querygate.project import load_project
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from tests.exposure.pgaudit_server import audited_server, unavailable
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
@@ -101,7 +100,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
             conn.execute("GRANT SELECT ON customers, qg_contacts TO analyst")
         setup_database(admin)
         gateway_url = url_for(admin, user=DEFAULT_GATEWAY_ROLE)
-        project = _write_project(tmp_path_factory.mktemp("reconcile"), gateway_url)
+        project = write_project(tmp_path_factory.mktemp("reconcile"), gateway_url)
         tokens = asyncio.run(demo_tokens(gateway_url))
         asyncio.run(_gateway_calls(project, tokens))
         time.sleep(1.5)  # past every call's window, for the forged statement below

@@ -16,7 +16,7 @@ from querygate.errors import QuerygateError
 from querygate.gateway import Gateway
 from querygate.identity import add_user, issue_token
 from querygate.project import load_project
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from tests.fieldcontrol.corpus import TAG, as_adhoc, create_schema, usable_cases, write_project
 
 

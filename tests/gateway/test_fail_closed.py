@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from querygate.demo import start_embedded, stop_embedded
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from tests.demo_env import Demo, call, serving
 
 pytestmark = pytest.mark.anyio

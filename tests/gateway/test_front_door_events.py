@@ -9,9 +9,9 @@ import httpx
 import psycopg
 import pytest
 
+from querygate.gateway import RefusalBudget
 from querygate.guards import CallContext, note
 from querygate.identity import Identity
-from querygate.record import RefusalBudget
 from tests.demo_env import Demo, call
 
 pytestmark = pytest.mark.anyio

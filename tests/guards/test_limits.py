@@ -12,7 +12,7 @@ import pytest
 from querygate.errors import ProjectError
 from querygate.limits import load_limits
 from querygate.project import load_project
-from querygate.setup import setup_database
+from querygate.provision import setup_database
 from tests.demo_env import Demo, call, serving
 from tests.guards.conftest import Config, latest_event, project_copy
 

@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from querygate import mcp
-from querygate.audit._store import Receipt
+from querygate.audit import Receipt
 from querygate.errors import BadParameters, LimitExceeded, PolicyDenied
+from querygate.gateway import CallResult
 from querygate.mcp import _tools
-from querygate.results import CallResult
 
 RECEIPT = Receipt("00000000-0000-0000-0000-000000000001", 1, "h")
 

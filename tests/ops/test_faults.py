@@ -13,7 +13,7 @@ import pytest
 
 from querygate.demo import start_embedded, stop_embedded
 from querygate.identity import add_user, issue_token
-from querygate.setup import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 from tests.demo_env import Demo, serving
 from tests.gateway.test_fail_closed import MINI_SQL, SLOW, project_with
 from tests.ops.audit_checks import assert_chain_whole, assert_one_event_each, assert_verifies

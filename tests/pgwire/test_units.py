@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from querygate import errors
-from querygate.demo._banner import banner
+from querygate.demo import banner
 from querygate.pgwire import PostgresConfig, sqlstate_of
 from querygate.pgwire import _codec as wire
 from querygate.pgwire import _sql as sql

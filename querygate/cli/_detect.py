@@ -175,6 +175,3 @@ def pgaudit_command(logfile: IO[str], maps: tuple[str, ...], subject_columns: tu
     if report.unmapped:
         click.echo("shared roles with no person (--map ROLE=PERSON, or by host/application): "
                    + ", ".join(sorted(report.unmapped)), err=True)
-
-
-COMMANDS = [detect, import_group]

@@ -13,8 +13,8 @@ from operator import itemgetter
 from typing import Any
 
 from querygate import audit
-from querygate.analysis import AnalysedFunction
 from querygate.errors import BadParameters
+from querygate.gateway._analysis import AnalysedFunction
 from querygate.identity import Identity
 from querygate.policy import Plan
 

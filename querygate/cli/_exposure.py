@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 import orjson
 
-from querygate.cli._audit import audit_group
 from querygate.cli._common import command_help, project_option
 from querygate.cli._perimeter import (
     admin_connection,
@@ -24,11 +23,16 @@ from querygate.cli._perimeter import (
     zone,
     zone_option,
 )
-from querygate.cli._reconcile import reconcile_command
-from querygate.detect._pgaudit import LogFormatError, LogMessage, last_seen
-from querygate.errors import QuerygateError
-from querygate.exposure import Accepted, ExposureReport, find_exposures, parse_allow
-from querygate.exposure._report import describe_seen, login_seen
+from querygate.detect import LogMessage, last_seen
+from querygate.errors import LogFormatError, QuerygateError
+from querygate.exposure import (
+    Accepted,
+    ExposureReport,
+    describe_seen,
+    find_exposures,
+    login_seen,
+    parse_allow,
+)
 from querygate.project import CONFIG_NAME
 
 
@@ -128,7 +132,3 @@ def _print_report(report: ExposureReport, allow: tuple[Accepted, ...]) -> None:
         echo("suggested statements (not run; review each, some close several paths):")
         for statement in statements:
             echo(f"  {statement}")
-
-
-audit_group.add_command(reconcile_command)
-COMMANDS = [exposure]

@@ -15,8 +15,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from querygate import audit
 from querygate.adhoc import ADHOC_ROLE, MASKED_SCHEMA
-from querygate.audit import _content as content
 
 OWNER_ROLE = "querygate_owner"
 DEFAULT_GATEWAY_ROLE = "querygate_gateway"
@@ -87,14 +87,14 @@ def setup_database(
             conn.execute(ddl.encode())
             done.append(f"created or updated the {part} tables in schema querygate")
             if part == "audit":  # the constraint's SQL is generated with the verifier's
-                done += content.install(conn)
+                done += audit.install_content_check(conn)
         conn.execute("RESET ROLE")
         done += _prepare_adhoc(conn, gateway_role, read_schemas)
         done += _grant(conn, gateway_role, auditor_role, parts, read_schemas)
     if "audit" in parts:  # after the commit above: its own transaction, appends go on meanwhile
         with psycopg.connect(admin_url) as conn:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(OWNER_ROLE)))
-            done += content.validate(conn)
+            done += audit.validate_content_check(conn)
     return done
 
 

@@ -11,8 +11,7 @@ import click
 import orjson
 import psycopg
 
-from querygate.audit import StoredEvent
-from querygate.audit._read import COLUMNS
+from querygate.audit import COLUMNS, StoredEvent
 from querygate.cli._common import command_help, fail, load, project_option, with_connection
 from querygate.detect import StoredAlert, acknowledge, add_action, get_alert, list_alerts
 from querygate.project import Project
@@ -150,6 +149,3 @@ async def _reinstate(project: Project, actor_id: str) -> bool:
         cur = await conn.execute("UPDATE querygate.users SET status = 'active', updated_at = now() "
                                  "WHERE id = %s AND status = 'suspended'", (actor_id,))
         return cur.rowcount > 0
-
-
-COMMANDS = [alerts]

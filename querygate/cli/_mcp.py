@@ -28,12 +28,9 @@ def mcp(url: str, token: str | None) -> None:
         fail("no token: pass --token or set QUERYGATE_TOKEN (`querygate tokens issue EMAIL "
              "--on-behalf-of PERSON` gives an agent its own identity)")
         return
-    from querygate.mcp._stdio import serve_stdio  # the SDK loads only for this command
+    from querygate.mcp import serve_stdio  # the SDK loads only for this command
 
     click.echo(f"querygate mcp: serving MCP on stdio, forwarding to {url.rstrip('/')}/mcp",
                err=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_stdio(url, token))
-
-
-COMMANDS = [mcp]

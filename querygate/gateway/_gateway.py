@@ -8,19 +8,17 @@ fails with 503 and returns nothing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from querygate import adhoc, audit, execute, identity, metrics
-from querygate.adhoc import ADHOC_FUNCTION, AdhocSetting, prepare_adhoc
-from querygate.analysis import AnalysedFunction, CatalogAnalysis, analyse_catalog
-from querygate.audit._writer import GroupWriter
+from querygate import adhoc, audit, execute, identity, metrics, reports
+from querygate.audit import GroupWriter
 from querygate.errors import (
     BadParameters,
     ClientGone,
@@ -28,14 +26,19 @@ from querygate.errors import (
     NotFound,
     ProjectError,
     QuerygateError,
-    Unavailable,
     UpstreamError,
 )
-from querygate.guards import CallContext, Guard, build_guards
-from querygate.identity import Identity
-from querygate.policy import Plan, plan
-from querygate.project import Project
-from querygate.record import (
+from querygate.gateway._adhoc import (
+    ADHOC_FUNCTION,
+    AdhocSetting,
+    adhoc_setting,
+    derive_key,
+    prepare_adhoc,
+)
+from querygate.gateway._analysis import AnalysedFunction, CatalogAnalysis, analyse_catalog
+from querygate.gateway._guards import build_guards
+from querygate.gateway._ready import Readiness, check_readiness
+from querygate.gateway._record import (
     EventDraft,
     RefusalBudget,
     add_subjects,
@@ -44,7 +47,11 @@ from querygate.record import (
     printable,
     with_parameters,
 )
-from querygate.results import CallResult, Collected, Export, Outcome, Sink, Spool
+from querygate.gateway._results import CallResult, Collected, Export, Outcome, Sink, Spool
+from querygate.guards import CallContext, Guard
+from querygate.identity import Identity
+from querygate.policy import Plan, plan
+from querygate.project import Project
 
 log = logging.getLogger("querygate.gateway")
 
@@ -57,37 +64,6 @@ def _refuse_broken(project: Project, analysis: CatalogAnalysis) -> None:
         raise ProjectError(f"function {name!r} {analysis.problems[name][0]}; run `querygate check` "
                            "for the full report", path=project.catalog[name].path,
                            line=project.catalog[name].line)
-
-
-def _derive(secret: bytes, purpose: str) -> bytes:
-    return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
-
-
-async def _adhoc_setting(conn: psycopg.AsyncConnection[Any], project: Project,
-                         analysis: CatalogAnalysis) -> AdhocSetting:
-    """The allowlist and the masked sources, refreshed in the database when the project's
-    tags or ad-hoc roles changed; without ad-hoc roles, nothing is touched."""
-    roles = [r for r in project.roles.values() if r.options.get("adhoc") is True]
-    allow = adhoc.allowlist(project.raw.get("adhoc_functions") or [])
-    if not roles:
-        return AdhocSetting(analysis.schema, analysis.classification, allow, None,
-                            "no role of this project has adhoc: true")
-    allow, dropped = await allow.verified(conn)
-    allow.warm()
-    for problem in dropped:
-        log.warning("%s; it is not allowed in ad-hoc SQL", problem)
-    views = adhoc.masked_views(analysis.schema, analysis.classification, roles)
-    try:
-        readable = await adhoc.readable_tables(conn, analysis.schema)
-        await adhoc.sync(conn, views, _derive(project.secret_key, "mask.hash"), readable,
-                         _derive(project.secret_key, "match"))
-    except adhoc.NotPrepared as exc:
-        why = f"{exc}: run `querygate setup --admin-url URL` once to prepare ad-hoc SQL"
-        log.warning("ad-hoc SQL is off: %s", why)
-        return AdhocSetting(analysis.schema, analysis.classification, allow, None, why)
-    sources = adhoc.MaskedSources({v.name: v for v in views if v.name in readable},
-                                  _derive(project.secret_key, "match"))
-    return AdhocSetting(analysis.schema, analysis.classification, allow, sources)
 
 
 class Gateway:
@@ -118,8 +94,8 @@ class Gateway:
         self.checks_pool = checks_pool
         self.token_checks = identity.TokenChecks(checks_pool or query_pool,
                                                  timeout_s=project.settings.pool_timeout_s)
-        self._mask_key = _derive(project.secret_key, "mask.hash")
-        self._param_key = _derive(project.secret_key, "audit.parameter")
+        self._mask_key = derive_key(project.secret_key, "mask.hash")
+        self._param_key = derive_key(project.secret_key, "audit.parameter")
         self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
         self._calls = 0  # calls of named functions under way (token_checks: is one alone?)
         self._refusals = RefusalBudget()  # unknown tokens audited, a flood bounded
@@ -141,7 +117,7 @@ class Gateway:
                                                  project.root)
             _refuse_broken(project, analysis)
             async with queries.connection() as conn:
-                adhoc_setting = await _adhoc_setting(conn, project, analysis)
+                prepared = await adhoc_setting(conn, project, analysis)
             async with audits.connection() as conn:
                 version = await audit.record_policy_version(conn, project)
         except BaseException:
@@ -154,7 +130,7 @@ class Gateway:
             await guard.open()
         gateway = cls(project, analysis, queries, audits, guards=guards,
                       authenticator=identity.build_authenticator(project), policy_version=version,
-                      checks_pool=checks, adhoc_setting=adhoc_setting)
+                      checks_pool=checks, adhoc_setting=prepared)
         gateway.writer.start()
         return gateway
 
@@ -167,6 +143,50 @@ class Gateway:
         if self.checks_pool is not None:
             await self.checks_pool.close()
         await self.audit_pool.close()
+
+    # What the front doors use besides calls: named doors, not the pools themselves.
+
+    @asynccontextmanager
+    async def directory(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection to the served database, where the directory lives (people, tokens,
+        grants, access requests); 503 when none frees up within the pool timeout."""
+        try:
+            async with self.query_pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise execute.busy() from None
+
+    @asynccontextmanager
+    async def audit_log(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection to the audit store, for reading the log and the alerts on it."""
+        try:
+            async with self.audit_pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise execute.busy("audit store") from None
+
+    async def record(self, event: audit.AuditEvent) -> audit.Receipt:
+        """Append an event that is not a call (an identity change, an audit read) and wait for
+        its commit; 503 (``AuditUnavailable``) when it cannot be recorded."""
+        return await audit.append(self.audit_pool, event,
+                                  timeout_s=self.project.settings.audit_timeout_ms / 1000)
+
+    async def report(self, kind: str, *, subjects: tuple[tuple[str, str], ...], user: str | None,
+                     days: int, since: dt.datetime | None, until: dt.datetime | None,
+                     generated_by: str) -> reports.Report:
+        """A compliance report by name (``reports.KINDS``), over this gateway's stores."""
+        return await reports.build(kind, self.project, self.audit_pool, self.query_pool,
+                                   subjects=subjects, user=user, days=days, since=since,
+                                   until=until, generated_by=generated_by)
+
+    async def readiness(self) -> Readiness:
+        """Can this process serve a call now: the database, the audit store, the signing key."""
+        return await check_readiness(self.project, self.query_pool, self.audit_pool,
+                                     lambda: self.writer.running)
+
+    async def refresh_metrics(self, timeout_s: float) -> None:
+        """Read the deployment's shared figures (audit head, detector lag) for a scrape."""
+        await metrics.STORE.refresh(self.audit_pool, timeout_s)
 
     def plan_for(self, function: str, roles: tuple[str, ...]) -> Plan:
         """The cached plan for a role set; unknown roles grant nothing."""
@@ -213,7 +233,7 @@ class Gateway:
             async with self.query_pool.connection() as conn:
                 return await self.authenticator.authenticate(conn, token)
         except PoolTimeout:
-            raise Unavailable("all database connections are busy; try again shortly") from None
+            raise execute.busy() from None
         except psycopg.Error as exc:
             raise execute.upstream_error(exc) from None
 

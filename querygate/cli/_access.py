@@ -232,6 +232,3 @@ def login(issuer: str | None, client_id: str | None, browser: bool, print_token:
     click.echo(f"signed in at {issuer}; token cached in {path}")
     if print_token:
         click.echo(tokens.access_token)
-
-
-COMMANDS = [access, break_glass, login]

@@ -66,7 +66,7 @@ def _signing_key(project: Project) -> str:
     return "ok"
 
 
-async def check(project: Project, query_pool: AsyncConnectionPool[Any],
+async def check_readiness(project: Project, query_pool: AsyncConnectionPool[Any],
                 audit_pool: AsyncConnectionPool[Any], writer_running: Callable[[], bool],
                 *, timeout_s: float = 2.0) -> Readiness:
     """Every part checked at once, each within ``timeout_s``."""

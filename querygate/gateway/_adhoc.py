@@ -9,21 +9,41 @@ the data subjects; the values themselves are masked at the source (``_masked``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from sqlglot import exp
 
-from querygate.adhoc._allow import Allowlist
-from querygate.adhoc._masked import MaskedSources
-from querygate.adhoc._rewrite import Matches, TableRef, needs_tree, rewrite, spliced, table_refs
-from querygate.analysis import AnalysedFunction, analysed_function
+from querygate.adhoc import (
+    Allowlist,
+    MaskedSources,
+    Matches,
+    NotPrepared,
+    TableRef,
+    allowlist,
+    masked_views,
+    needs_tree,
+    readable_tables,
+    rewrite,
+    spliced,
+    sync,
+    table_refs,
+)
 from querygate.catalog import Function, placeholders
 from querygate.errors import BadParameters, PolicyDenied
+from querygate.gateway._analysis import AnalysedFunction, CatalogAnalysis, analysed_function
 from querygate.identity import Identity
 from querygate.lineage import LineageError, Relation, Schema, analyze, parse_query
 from querygate.policy import Classification, Plan, Role, plan
+from querygate.project import Project
+
+log = logging.getLogger("querygate.gateway")
 
 ADHOC_FUNCTION = "adhoc_sql"
 MAX_SQL_CHARS = 20_000
@@ -137,3 +157,35 @@ def _rewritten(setting: AdhocSetting, sources: MaskedSources, granted: Sequence[
     except LineageError as exc:
         raise BadParameters(f"a view cannot be analysed: {exc.message}", parameter="sql") from None
     return pristine.sql(dialect="postgres", normalize_functions=False, copy=False)
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A key of its own for one purpose (mask hashes, match, audited parameters)."""
+    return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+
+
+async def adhoc_setting(conn: psycopg.AsyncConnection[Any], project: Project,
+                         analysis: CatalogAnalysis) -> AdhocSetting:
+    """The allowlist and the masked sources, refreshed in the database when the project's
+    tags or ad-hoc roles changed; without ad-hoc roles, nothing is touched."""
+    roles = [r for r in project.roles.values() if r.options.get("adhoc") is True]
+    allow = allowlist(project.raw.get("adhoc_functions") or [])
+    if not roles:
+        return AdhocSetting(analysis.schema, analysis.classification, allow, None,
+                            "no role of this project has adhoc: true")
+    allow, dropped = await allow.verified(conn)
+    allow.warm()
+    for problem in dropped:
+        log.warning("%s; it is not allowed in ad-hoc SQL", problem)
+    views = masked_views(analysis.schema, analysis.classification, roles)
+    try:
+        readable = await readable_tables(conn, analysis.schema)
+        await sync(conn, views, derive_key(project.secret_key, "mask.hash"), readable,
+                         derive_key(project.secret_key, "match"))
+    except NotPrepared as exc:
+        why = f"{exc}: run `querygate setup --admin-url URL` once to prepare ad-hoc SQL"
+        log.warning("ad-hoc SQL is off: %s", why)
+        return AdhocSetting(analysis.schema, analysis.classification, allow, None, why)
+    sources = MaskedSources({v.name: v for v in views if v.name in readable},
+                                  derive_key(project.secret_key, "match"))
+    return AdhocSetting(analysis.schema, analysis.classification, allow, sources)

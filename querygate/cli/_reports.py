@@ -170,6 +170,3 @@ def _period_report(make: Any, since: str | None, until: str | None, fmt: str, ou
         return report
 
     _produce(project, build, fmt, out)
-
-
-COMMANDS = [reports_group]
