@@ -67,13 +67,12 @@ def page_event(rows: list[dict[str, Any]]) -> audit.AuditEvent:
         subjects=tuple(("customer", str(r["id"])) for r in rows), duration_us=900)
 
 
-async def measure(url: str, token: str, calls: int, customers: int) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await timed("SELECT 1", calls, lambda i: conn.execute("SELECT 1", prepare=True))
-        await timed("lookup", calls, lambda i: conn.execute(
-            "SELECT * FROM customers WHERE id = %s", (1 + i % customers,), prepare=True))
-        await conn.execute("CREATE TEMP TABLE floor_events (id bigserial, body jsonb)")
-        body = orjson.dumps({"pad": "x" * 1000}).decode()
+async def insert_commit(admin: str, calls: int) -> None:
+    """A logged table (a temporary one writes no WAL), as the superuser who may create it."""
+    body = orjson.dumps({"pad": "x" * 1000}).decode()
+    async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+        await conn.execute("DROP TABLE IF EXISTS floor_events")
+        await conn.execute("CREATE TABLE floor_events (id bigserial PRIMARY KEY, body jsonb)")
         for mode in ("on", "off"):
             await conn.execute(f"SET synchronous_commit = {mode}")
 
@@ -82,6 +81,15 @@ async def measure(url: str, token: str, calls: int, customers: int) -> None:
                     await conn.execute("INSERT INTO floor_events (body) VALUES (%s)", (body,))
 
             await timed(f"INSERT + COMMIT, sync {mode}", calls, insert)
+        await conn.execute("DROP TABLE floor_events")
+
+
+async def measure(admin: str, url: str, token: str, calls: int, customers: int) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await timed("SELECT 1", calls, lambda i: conn.execute("SELECT 1", prepare=True))
+        await timed("lookup", calls, lambda i: conn.execute(
+            "SELECT * FROM customers WHERE id = %s", (1 + i % customers,), prepare=True))
+        await insert_commit(admin, calls)
         await timed("token look-up", calls, lambda i: identity.authenticate(conn, token))
         cur = conn.cursor(row_factory=dict_row)
         rows = await (await cur.execute(PAGE, (1,))).fetchall()
@@ -109,7 +117,7 @@ def main() -> None:
         admin = demo_database(server, "floor_bench", args.customers)
         gateway_url = url_for(admin, user=DEFAULT_GATEWAY_ROLE)
         token = add_bench_user(gateway_url, BENCH_USER, ["support"])
-        asyncio.run(measure(gateway_url, token, args.calls, args.customers))
+        asyncio.run(measure(admin, gateway_url, token, args.calls, args.customers))
 
 
 if __name__ == "__main__":
