@@ -1,6 +1,6 @@
 """Soak: a long run against a real `querygate serve`, then the books are checked.
 
-Run by hand:  .venv/bin/python bench/soak.py [--minutes 10] [--concurrency 16]
+Run by hand:  .venv/bin/python -m bench.ops.soak [--minutes 10] [--concurrency 16]
 
 Every 200 response must have exactly one audit event (by its audit_id), the chain must
 verify, and the gateway's resident memory must stay flat (the last quarter of the run's
@@ -13,23 +13,21 @@ import argparse
 import asyncio
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psutil
 import psycopg
 
+from bench.gateway.scenarios import prepare
+from bench.harness import arguments, postgres, start_serve, stop
 from querygate import audit
-from querygate.demo import stop_embedded
+from querygate.provision import DEFAULT_GATEWAY_ROLE, url_for
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gateway_bench import free_port, prepare, wait_up
-
-CALLS = [
+CALLS: list[tuple[str, Callable[[random.Random], dict[str, object]]]] = [
     ("get_customer_by_id", lambda r: {"customer_id": r.randint(1, 5000)}),
     ("list_orders_page", lambda r: {"after": f"ord_{r.randint(1, 90000):x}"}),
     ("get_customer_by_id", lambda r: {"customer_id": "not a number"}),  # 422, audited too
@@ -70,47 +68,46 @@ async def drive(url: str, token: str, minutes: float, concurrency: int, pid: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--database-url", help="a superuser URL (default: embedded PostgreSQL)")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="qg-soak-"))
-    proc = None
-    try:
-        admin, gateway_url, project, token = prepare(folder, 5000)
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "querygate", "serve", "--port",
-                                 str(port), "--project", str(project)],
-                                stdout=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        wait_up(url + "/healthz")
-        ok, statuses, rss = asyncio.run(drive(url, token, args.minutes, args.concurrency,
-                                              proc.pid))
-        with psycopg.connect(admin) as conn:
-            counts = dict(conn.execute(
-                "SELECT event_id::text, count(*) FROM querygate.audit_events "
-                "WHERE event_id::text = ANY(%s) GROUP BY 1", (ok,)).fetchall())
+    with tempfile.TemporaryDirectory(prefix="qg-soak-") as tmp, \
+            postgres(Path(tmp), args.database_url) as server:
+        admin, project, token, _ = prepare(Path(tmp), server, 5000)
+        gateway_url = url_for(admin, user=DEFAULT_GATEWAY_ROLE)
+        serve = start_serve(project)
+        try:
+            ok, statuses, rss = asyncio.run(drive(serve.url, token, args.minutes,
+                                                  args.concurrency, serve.pid))
+        finally:
+            stop(serve)
+        report(admin, gateway_url, args, ok, statuses, rss)
 
-        async def verified() -> audit.Verification:
-            async with await psycopg.AsyncConnection.connect(gateway_url) as c:
-                return await audit.verify(c)
 
-        chain = asyncio.run(verified())
-        quarter = max(len(rss) // 4, 1)
-        early, late = statistics.median(rss[quarter:2 * quarter] or rss), \
-            statistics.median(rss[-quarter:])
-        print(f"{args.minutes:g} min at concurrency {args.concurrency}: responses {statuses}")
-        print(f"200 responses: {len(ok)}; with exactly one audit event: "
-              f"{sum(1 for i in ok if counts.get(i) == 1)}; missing: "
-              f"{sum(1 for i in ok if i not in counts)}")
-        state = "intact" if chain.ok else f"BROKEN at {chain.first_bad_seq}: {chain.problem}"
-        print(f"chain: {state}, {chain.checked} events")
-        print(f"gateway RSS: {early:.1f} MB early, {late:.1f} MB late, max {max(rss):.1f} MB")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=20)
-        stop_embedded(folder / "pg")
+def report(admin: str, gateway_url: str, args: argparse.Namespace, ok: list[str],
+           statuses: dict[int, int], rss: list[float]) -> None:
+    with psycopg.connect(admin) as conn:
+        counts: dict[str, int] = dict(conn.execute(
+            "SELECT event_id::text, count(*) FROM querygate.audit_events "
+            "WHERE event_id::text = ANY(%s) GROUP BY 1", (ok,)).fetchall())
+
+    async def verified() -> audit.Verification:
+        async with await psycopg.AsyncConnection.connect(gateway_url) as c:
+            return await audit.verify(c)
+
+    chain = asyncio.run(verified())
+    quarter = max(len(rss) // 4, 1)
+    early, late = statistics.median(rss[quarter:2 * quarter] or rss), \
+        statistics.median(rss[-quarter:])
+    print(f"{args.minutes:g} min at concurrency {args.concurrency}: responses {statuses}")
+    print(f"200 responses: {len(ok)}; with exactly one audit event: "
+          f"{sum(1 for i in ok if counts.get(i) == 1)}; missing: "
+          f"{sum(1 for i in ok if i not in counts)}")
+    state = "intact" if chain.ok else f"BROKEN at {chain.first_bad_seq}: {chain.problem}"
+    print(f"chain: {state}, {chain.checked} events")
+    print(f"gateway RSS: {early:.1f} MB early, {late:.1f} MB late, max {max(rss):.1f} MB")
 
 
 if __name__ == "__main__":

@@ -5,17 +5,17 @@ events. This appends calls as they would have been recorded over the last MONTHS
 (the plan each role gets, the subjects, a reason), so reports and lookups have a history to
 show. For documentation and screenshots; never point it at a production log.
 
-    .venv/bin/python bench/audit_history.py --project ~/.local/share/querygate/demo/project
+    .venv/bin/python -m bench.audit.history --project ~/.local/share/querygate/demo/project
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import random
 from pathlib import Path
 
+from bench.harness.cli import arguments
 from querygate import audit
 from querygate.demo import DEMO_USERS
 from querygate.gateway import Gateway
@@ -69,7 +69,7 @@ async def seed(project_dir: Path, months: int, subject: int, per_month: int, see
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--months", type=int, default=6)
     parser.add_argument("--subject", type=int, default=42, help="a customer to feature")

@@ -2,8 +2,9 @@
 
 Run by hand, once per build, and compare the two runs side by side:
 
-    .venv/bin/python bench/adhoc_bench.py [--calls 400]
-    PYTHONPATH=/path/to/other/checkout .venv/bin/python bench/adhoc_bench.py   # another build
+    .venv/bin/python -m bench.gateway.adhoc [--calls 400]
+    cd /tmp && PYTHONPATH=/other/checkout:/this/checkout /this/checkout/.venv/bin/python \
+        -m bench.gateway.adhoc          # another build: run outside both, the other one first
 
 It starts an embedded PostgreSQL in a temporary folder, loads the demo data set, and calls
 ``get_customer_by_id`` and ``SELECT … FROM customers c WHERE c.id = …`` as the demo's
@@ -13,7 +14,6 @@ median and p95 wall time per call and the gateway process's CPU per call.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import tempfile
@@ -21,14 +21,11 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import psycopg
-
 import querygate
-from querygate.demo import demo_tokens, load_sample, start_embedded, stop_embedded
-from querygate.demo._run import write_project
+from bench.harness import arguments, demo_database, demo_tokens, postgres, write_project
 from querygate.gateway import Gateway
 from querygate.project import load_project
-from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
+from querygate.provision import DEFAULT_GATEWAY_ROLE, url_for
 
 ADHOC = ("SELECT c.id, c.full_name, c.email, c.iban, c.ssn FROM customers c "
          "WHERE c.id = {id}")
@@ -64,23 +61,19 @@ async def run(project: Path, token: str, calls: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--database-url", help="a superuser URL; database adhoc_bench is "
+                        "dropped and created (default: embedded PostgreSQL)")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="qg-adhoc-bench-"))
-    data = folder / "pg"
-    admin = start_embedded(data)
-    try:
-        with psycopg.connect(admin) as conn:
-            load_sample(conn, customers=args.customers)
-        setup_database(admin)
+    with tempfile.TemporaryDirectory(prefix="qg-adhoc-bench-") as tmp, \
+            postgres(Path(tmp), args.database_url) as server:
+        admin = demo_database(server, "adhoc_bench", args.customers)
         gateway_url = url_for(admin, user=DEFAULT_GATEWAY_ROLE)
-        project = write_project(folder, gateway_url)
+        project = write_project(Path(tmp), gateway_url)
         token = asyncio.run(demo_tokens(gateway_url))["carol@example.com"]
         asyncio.run(run(project, token, args.calls))
-    finally:
-        stop_embedded(data)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from simulate_org import NIGHT_OFFICE, OFFICE_ADDRS, SHIFTS, Org, Person
+from bench.simulate.org import NIGHT_OFFICE, OFFICE_ADDRS, SHIFTS, Org, Person
 
 UTC = dt.UTC
 BY_ID = ("get_customer_by_id", "list_customer_orders", "list_customer_payments",

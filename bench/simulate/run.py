@@ -1,32 +1,29 @@
 """Simulate an organisation's audit log: 40+ staff, 24 months, planted insiders.
 
-    .venv/bin/python bench/simulate.py --seed 1 --out /tmp/sim1
+    .venv/bin/python -m bench.simulate.run --seed 1 --out /tmp/sim1
 
 writes ``events.jsonl`` (the ``audit export`` form, in time order; the input of
 ``querygate detect backtest``) and ``truth.json`` (the staff, the calendar and
 each planted insider with the day they started, snoopers included, and the honest
 look-alikes), ``watch.csv`` (watched subjects) and ``relationships.csv`` (staff and
-their own, their family's records). ``bench/detect_eval.py`` scores the detector
+their own, their family's records). ``bench/detect/evaluate.py`` scores the detector
 against the truth.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import random
-import sys
 import time
 from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from simulate_insiders import act, plant
-from simulate_org import Org, build_org
-from simulate_snoopers import honest_return, plant_lookalikes, plant_snoopers, snoop
-from simulate_work import Day, Work
+from bench.harness.cli import arguments
+from bench.simulate.insiders import act, plant
+from bench.simulate.org import Org, build_org
+from bench.simulate.snoopers import honest_return, plant_lookalikes, plant_snoopers, snoop
+from bench.simulate.work import Day, Work
 
 
 def weekend_rota(org: Org, day: dt.date) -> set[str]:
@@ -82,7 +79,7 @@ def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--out", type=Path, required=True)

@@ -1,8 +1,8 @@
 """Benchmarks of the audit log: subject lookup and user search through the API, verify, append.
 
-    .venv/bin/python bench/audit_bench.py prepare --data-dir /tmp/qg-bench   # prints the URL
-    .venv/bin/python bench/audit_load.py --url URL --events 10000000
-    .venv/bin/python bench/audit_bench.py run --url URL --data-dir /tmp/qg-bench
+    .venv/bin/python -m bench.audit.suite prepare --data-dir /tmp/qg-bench   # prints the URL
+    .venv/bin/python -m bench.audit.load --url URL --events 10000000
+    .venv/bin/python -m bench.audit.suite run --url URL --data-dir /tmp/qg-bench
 
 ``prepare`` starts an embedded PostgreSQL in DATA_DIR (WAL and checkpoint settings raised for
 bulk loading), creates the database ``audit_bench`` with the demo's sample tables and querygate's
@@ -13,7 +13,6 @@ Timings are printed; nothing here asserts a speed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import os
@@ -28,9 +27,9 @@ from typing import Any
 import httpx
 import psycopg
 
+from bench.harness import arguments, demo_tokens, write_project
 from querygate import audit
-from querygate.demo import demo_tokens, load_sample, start_embedded, stop_embedded
-from querygate.demo._run import write_project
+from querygate.demo import load_sample, start_embedded, stop_embedded
 from querygate.provision import DEFAULT_GATEWAY_ROLE, setup_database, url_for
 
 TUNING = {"max_wal_size": "16GB", "checkpoint_timeout": "30min", "shared_buffers": "2GB",
@@ -56,7 +55,10 @@ def prepare(data_dir: Path) -> str:
 
 def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
     return (f"n={len(ordered)} p50={pick(0.50):.2f} p95={pick(0.95):.2f} p99={pick(0.99):.2f} "
             f"max={ordered[-1]:.2f} mean={statistics.fmean(ordered):.2f} ms")
 
@@ -212,7 +214,7 @@ def cli_start() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("step", choices=["prepare", "run", "api", "verify", "append", "cli"])
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/qg-bench"))
     parser.add_argument("--url", help="superuser URL of the bench database")

@@ -3,14 +3,13 @@
 Two ways to run it (one format per process, so the peak memory is that format's alone):
 
     # the real log of a project, through `audit.export`, in process
-    .venv/bin/python bench/archive_bench.py --project DIR --format parquet --out all.parquet
+    .venv/bin/python -m bench.audit.archive --project DIR --format parquet --out all.parquet
     # N synthetic, correctly chained events (no database): does memory stay flat at a month?
-    .venv/bin/python bench/archive_bench.py --synthetic 430000 --format parquet --out m.parquet
+    .venv/bin/python -m bench.audit.archive --synthetic 430000 --format parquet --out m.parquet
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import resource
@@ -23,6 +22,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from bench.harness.cli import arguments
 from querygate import audit
 from querygate.audit import ParquetWriter, merged, verify_export
 from querygate.project import load_project
@@ -69,7 +69,7 @@ def write(lines: Iterator[dict[str, Any]], fmt: str, out: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--project", type=Path)
     parser.add_argument("--synthetic", type=int)
     parser.add_argument("--format", choices=["jsonl", "parquet"], required=True)

@@ -1,7 +1,7 @@
 """Detector throughput on one core, and its memory over a 24-month replay.
 
-    .venv/bin/python bench/simulate.py --seed 1 --out /tmp/sim1
-    .venv/bin/python bench/detect_bench.py /tmp/sim1/events.jsonl
+    .venv/bin/python -m bench.simulate.run --seed 1 --out /tmp/sim1
+    .venv/bin/python -m bench.detect.speed /tmp/sim1/events.jsonl
 
 Pins itself to one CPU, reads the JSONL as ``detect backtest`` does (parse, then
 feed), and prints events per second for the whole pipeline and for the detector
@@ -11,7 +11,6 @@ the end of each month of the replay: flat once the windows are full.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import resource
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.harness.cli import arguments
 from querygate.detect import Detector, event_from_json
 
 
@@ -61,7 +61,7 @@ def replay(path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("events", type=Path)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):

@@ -1,6 +1,6 @@
 """Memory of one gateway under load: its process, its detector process, its PostgreSQL backends.
 
-Run by hand:  .venv/bin/python bench/ops_memory.py [--seconds 30] [--concurrency 16]
+Run by hand:  .venv/bin/python -m bench.ops.memory [--seconds 30] [--concurrency 16]
 
 Starts an embedded PostgreSQL with the demo data, `querygate serve` (with its detector), drives
 one-row lookups at a fixed concurrency, and samples every second: the gateway's and the
@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,10 +23,9 @@ import psutil
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from querygate.demo import stop_embedded
-
-sys.path.insert(0, str(Path(__file__).parent))
-from gateway_bench import free_port, prepare, wait_up
+from bench.gateway.scenarios import prepare
+from bench.harness import arguments, postgres, start_serve, stop
+from bench.harness.processes import detector_processes
 
 MB = 2**20
 
@@ -73,7 +70,7 @@ def sample(proc: psutil.Process, admin: str, seconds: float, into: dict[str, lis
         info = proc.memory_full_info()
         into["gateway rss"].append(info.rss / MB)
         into["gateway uss"].append(info.uss / MB)
-        for child in proc.children():
+        for child in detector_processes(proc.pid):
             child_info = child.memory_full_info()
             into["detector rss"].append(child_info.rss / MB)
             into["detector uss"].append(child_info.uss / MB)
@@ -84,52 +81,49 @@ def sample(proc: psutil.Process, admin: str, seconds: float, into: dict[str, lis
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--database-url", help="a superuser URL (default: embedded PostgreSQL)")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="qg-ops-memory-"))
-    server = None
-    try:
-        admin, _, project, token = prepare(folder, 5000)
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "querygate", "serve", "--port",
-                                   str(port), "--project", str(project)],
-                                  stdout=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        wait_up(url + "/healthz")
-        samples: dict[str, list[float]] = {k: [] for k in (
-            "gateway rss", "gateway uss", "detector rss", "detector uss", "backends",
-            "backend uss")}
-        started = time.monotonic()
-        sampler = asyncio.to_thread(sample, psutil.Process(server.pid), admin, args.seconds,
-                                    samples)
+    with tempfile.TemporaryDirectory(prefix="qg-ops-memory-") as tmp, \
+            postgres(Path(tmp), args.database_url) as pg:
+        admin, project, token, _ = prepare(Path(tmp), pg, 5000)
+        server = start_serve(project)
+        try:
+            measure(server.url, server.pid, admin, token, args)
+        finally:
+            stop(server)
 
-        async def both() -> int:
-            calls, _ = await asyncio.gather(drive(url, token, args.seconds, args.concurrency),
-                                            sampler)
-            return calls
 
-        calls = asyncio.run(both())
-        elapsed = time.monotonic() - started
-        print(f"{args.seconds:g} s at concurrency {args.concurrency}: {calls} calls, "
-              f"{calls / elapsed:.0f} calls/s")
-        for name, values in samples.items():
-            if values:
-                print(f"{name:13} median {statistics.median(values):7.1f}  max {max(values):7.1f}"
-                      + ("" if name == "backends" else " MB"))
-        scraped = httpx.get(url + "/metrics").text
-        for family in text_string_to_metric_families(scraped):
-            if family.name in ("querygate_pool_connections", "querygate_pool_max",
-                               "querygate_audit_batch_events"):
-                for s in family.samples:
-                    if not s.name.endswith("_bucket") and not s.name.endswith("_created"):
-                        print(f"  {s.name}{s.labels or ''} = {s.value:g}")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        stop_embedded(folder / "pg")
+def measure(url: str, pid: int, admin: str, token: str, args: argparse.Namespace) -> None:
+    samples: dict[str, list[float]] = {k: [] for k in (
+        "gateway rss", "gateway uss", "detector rss", "detector uss", "backends",
+        "backend uss")}
+    started = time.monotonic()
+    sampler = asyncio.to_thread(sample, psutil.Process(pid), admin, args.seconds,
+                                samples)
+
+    async def both() -> int:
+        calls, _ = await asyncio.gather(drive(url, token, args.seconds, args.concurrency),
+                                        sampler)
+        return calls
+
+    calls = asyncio.run(both())
+    elapsed = time.monotonic() - started
+    print(f"{args.seconds:g} s at concurrency {args.concurrency}: {calls} calls, "
+          f"{calls / elapsed:.0f} calls/s")
+    for name, values in samples.items():
+        if values:
+            print(f"{name:13} median {statistics.median(values):7.1f}  max {max(values):7.1f}"
+                  + ("" if name == "backends" else " MB"))
+    scraped = httpx.get(url + "/metrics").text
+    for family in text_string_to_metric_families(scraped):
+        if family.name in ("querygate_pool_connections", "querygate_pool_max",
+                           "querygate_audit_batch_events"):
+            for s in family.samples:
+                if not s.name.endswith("_bucket") and not s.name.endswith("_created"):
+                    print(f"  {s.name}{s.labels or ''} = {s.value:g}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
-from simulate_org import SHIFTS, Org, Person
-from simulate_work import Day, Work, poisson
+from bench.simulate.org import SHIFTS, Org, Person
+from bench.simulate.work import Day, Work, poisson
 
 PROFILE = ("get_customer_by_id", "list_customer_orders", "list_customer_payments",
            "get_account_balances", "list_customer_tickets")

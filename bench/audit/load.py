@@ -8,13 +8,12 @@ subject index. ``audit verify`` afterwards checks every event with the reference
 trigger is switched off for the load and switched back on (ENABLE ALWAYS) after; the head row
 is moved with every batch, so the log verifies at any point. Needs a superuser URL.
 
-    .venv/bin/python bench/audit_load.py --url postgresql://postgres@127.0.0.1/bench \\
+    .venv/bin/python -m bench.audit.load --url postgresql://postgres@127.0.0.1/bench \\
         --events 10000000 --users 200 --months 24 --setup
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import random
@@ -26,6 +25,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Json, set_json_dumps
 
+from bench.harness.cli import arguments
 from querygate.audit import AuditEvent, link
 from querygate.provision import setup_database
 
@@ -87,7 +87,7 @@ def prepare(conn: psycopg.Connection[object], starts: list[dt.datetime]) -> tupl
         conn.execute("SELECT querygate.audit_add_month(%s::date)", (month.date(),))
     conn.execute("ALTER TABLE querygate.audit_events DISABLE TRIGGER audit_events_chain")
     row = conn.execute("SELECT seq, hash FROM querygate.audit_head WHERE id = 1").fetchone()
-    assert row is not None
+    assert isinstance(row, tuple)
     conn.commit()
     return int(row[0]), bytes(row[1])
 
@@ -123,7 +123,7 @@ def load_batch(conn: psycopg.Connection[object], batch: list[AuditEvent], seq: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--url", required=True, help="superuser URL of the database to fill")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=200)

@@ -1,7 +1,7 @@
 """Score the detector on simulated organisations: days to first alert, false alerts.
 
-    .venv/bin/python bench/simulate.py --seed 1 --out /tmp/sim1
-    .venv/bin/python bench/detect_eval.py /tmp/sim1 --variant reasons
+    .venv/bin/python -m bench.simulate.run --seed 1 --out /tmp/sim1
+    .venv/bin/python -m bench.detect.evaluate /tmp/sim1 --variant reasons
 
 Variants strip the events down to what an export may carry:
 ``full`` (reasons, addresses, roles and the gateway's purpose verdict),
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,8 +27,7 @@ from typing import Any
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).parent))
-
+from bench.harness.cli import arguments
 from querygate.detect import Alert, DetectConfig, Detector, event_from_json
 
 KEEP = {
@@ -109,12 +107,12 @@ def score(folder: Path, variant: str, config: DetectConfig,
         mine = [a for a in alerts if a.actor_id == insider["actor_id"]
                 and start <= _date(a.raised_at) <= end]
         first = mine[0] if mine else None
-        when = _date(first.raised_at) if first else None
+        first_day = _date(first.raised_at) if first else None
         present = sorted(d for a, d in days if a == insider["actor_id"] and start <= d)
         insiders.append({**insider, "first_alert": first.raised_at if first else None,
                          "rule": first.rule if first else None,
-                         "calendar_working_day": working(start, when) if when else None,
-                         "working_day": _at_work(present, when, off) if when else None})
+                         "calendar_working_day": working(start, first_day) if first_day else None,
+                         "working_day": _at_work(present, first_day, off) if first_day else None})
     honest_days = sum(1 for actor, day in days
                       if actor not in windows or not windows[actor][0] <= day <= windows[actor][1])
     return {"seed": truth["seed"], "variant": variant + ("+lists" if lists else ""),
@@ -167,7 +165,7 @@ def configured(settings: list[str], parser: argparse.ArgumentParser) -> DetectCo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--variant", choices=sorted(KEEP), action="append")
     parser.add_argument("--json", action="store_true", help="One JSON result per line.")

@@ -1,9 +1,9 @@
 """A second, deliberately different organisation, to check the rules were not fitted to one.
 
-    .venv/bin/python bench/simulate_plain.py --seed 3 --no-reason 0.10 --out /tmp/plain3
-    .venv/bin/python bench/detect_eval.py /tmp/plain3 --variant reasons --variant minimal
+    .venv/bin/python -m bench.simulate.plain --seed 3 --no-reason 0.10 --out /tmp/plain3
+    .venv/bin/python -m bench.detect.evaluate /tmp/plain3 --variant reasons --variant minimal
 
-Unlike ``simulate.py``: customers are drawn uniformly (no popular ones), there is
+Unlike ``bench/simulate/run.py``: customers are drawn uniformly (no popular ones), there is
 no ticket queue and no ``get_ticket``, every contact has a random reference as
 its reason except a share ``--no-reason`` given none, one time zone, no shifts,
 DHCP addresses that change at random, analysts who search with one reason for
@@ -17,13 +17,14 @@ rest of the organisation is the same with or without it).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import random
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from bench.harness.cli import arguments
 
 START = dt.date(2023, 3, 6)
 DAYS = 730
@@ -142,7 +143,7 @@ class Plain:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-reason", type=float, default=0.10,
                         help="Share of honest contacts given no reason.")

@@ -1,6 +1,6 @@
 """The online detector's pace: events read from ``querygate.audit_events`` per second.
 
-    .venv/bin/python bench/detect_online.py /tmp/sim1/events.jsonl --events 30000 \\
+    .venv/bin/python -m bench.detect.online /tmp/sim1/events.jsonl --events 30000 \\
         [--database-url postgresql://postgres@127.0.0.1/postgres]
 
 Appends the first N simulated events to a fresh database's audit log (the real
@@ -11,7 +11,6 @@ batches, raising and storing alerts, as ``querygate serve`` does. Without
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import tempfile
@@ -24,6 +23,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from bench.harness.cli import arguments
 from querygate import audit, execute
 from querygate.detect import DetectorService
 from querygate.project import load_project
@@ -67,7 +67,7 @@ async def _follow(project_dir: Path, url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("events", type=Path)
     parser.add_argument("--events", dest="count", type=int, default=30_000)
     parser.add_argument("--database-url", help="A superuser URL (default: embedded server).")

@@ -34,9 +34,9 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
-from simulate_insiders import PROFILE, Insider
-from simulate_org import OFFICE_ADDRS, SHIFTS, Org, Person
-from simulate_work import Day, Work
+from bench.simulate.insiders import PROFILE, Insider
+from bench.simulate.org import OFFICE_ADDRS, SHIFTS, Org, Person
+from bench.simulate.work import Day, Work
 
 SNOOPERS = ("persistent", "reused_ticket", "invented_ticket", "spread", "colleague", "watched",
             "self", "family")

@@ -1,6 +1,6 @@
 """The audit writer on its own: one transaction per event against group commit, side by side.
 
-Run by hand:  .venv/bin/python bench/audit_writer_bench.py [--writers 64] [--seconds 10]
+Run by hand:  .venv/bin/python -m bench.audit.writer [--writers 64] [--seconds 10]
 
 Starts an embedded PostgreSQL (synchronous_commit on, fsync on), sets up the audit tables, and
 lets N concurrent writers append realistic events for a fixed time, first one durable
@@ -9,7 +9,6 @@ transaction per event, then through the group-commit writer. Verifies the chain 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.harness.cli import arguments
 from querygate import audit
 from querygate.audit import GroupWriter
 from querygate.demo import start_embedded, stop_embedded
@@ -84,7 +84,7 @@ async def main(writers: int, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, __spec__)
     parser.add_argument("--writers", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
