@@ -58,10 +58,10 @@ def fill(path: Path) -> int:
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC, exc
                 break
-    with path.open("ab", buffering=0) as ballast:  # the last few bytes a chunk did not fit
-        with contextlib.suppress(OSError):
-            while ballast.write(b"\0" * 512):
-                written += 512
+    # the last few bytes a chunk did not fit
+    with path.open("ab", buffering=0) as ballast, contextlib.suppress(OSError):
+        while ballast.write(b"\0" * 512):
+            written += 512
     return written
 
 
