@@ -99,6 +99,8 @@ async def test_audit_store_disk_full_under_load(demo: Demo, tmp_path: Path) -> N
                     refused = len(load.responses)  # still refusing, the disk still full
                     await load.until(lambda: load.count(503, refused) >= 20)
                     assert load.count(200, refused) == 0
+                    # the store still answers reads: readiness stays, every replica fails closed
+                    assert (await client.get("/readyz")).status_code == 200
                     (space / "ballast").unlink()
                     freed = len(load.responses)
                     await load.until(lambda: load.count(200, freed) >= 20)
