@@ -4,6 +4,7 @@ Signed checkpoints (Ed25519, kept outside the database) bound what a superuser c
 ``verify_log`` checks the chain against them.
 """
 
+from querygate.audit._archived import ArchiveError
 from querygate.audit._checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -18,12 +19,15 @@ from querygate.audit._keeper import CHECKPOINT_SETTINGS, CheckpointConfig, Check
 from querygate.audit._policy import policy_rules, policy_version, record_policy_version
 from querygate.audit._read import StoredEvent
 from querygate.audit._search import Query, export, search
+from querygate.audit._spanning import Archives, search_everywhere
 from querygate.audit._store import Receipt, append, configure_audit_connection
 from querygate.audit._verify import Verification, verify, verify_log
 
 __all__ = [
     "CHECKPOINT_SETTINGS",
     "GENESIS",
+    "ArchiveError",
+    "Archives",
     "AuditEvent",
     "Checkpoint",
     "CheckpointConfig",
@@ -45,6 +49,7 @@ __all__ = [
     "read_folder",
     "record_policy_version",
     "search",
+    "search_everywhere",
     "signature_ok",
     "timestamp",
     "verify",
