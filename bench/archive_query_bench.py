@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/archive_query_bench.py generate --out /tmp/qg-archive --events 100000000
     .venv/bin/python bench/archive_query_bench.py query --dir /tmp/qg-archive
+    .venv/bin/python bench/archive_query_bench.py live --url URL   # a store from audit_load.py
 
 ``generate`` writes synthetic events straight with pyarrow, in the archive schema of
 ``audit export --format parquet`` (row groups of 20,000 events, zstd), one file per month of
@@ -132,6 +133,36 @@ def query(folder: Path, runs: int, customer: str) -> None:
     print(f"  {len(found)} events")
 
 
+def live(url: str, runs: int, customer: str) -> None:
+    """The same questions to the live store (``audit.search``), for the side-by-side figures."""
+    import asyncio
+
+    import psycopg
+
+    from querygate.audit import search
+
+    async def ask(q: Query) -> int:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            return len(await search(conn, q))
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*), min(occurred_at) FROM querygate.audit_events"
+                           ).fetchone()
+    assert row is not None
+    print(f"live store: {row[0]} events from {row[1]:%Y-%m-%d}", flush=True)
+    month = (dt.datetime.now(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+             - dt.timedelta(days=62)).replace(day=1)
+    until = (month + dt.timedelta(days=32)).replace(day=1)
+    for what, q in ((f"subject customer:{customer}, all time",
+                     Query(subject=("customer", customer), limit=1000)),
+                    (f"subject customer:{customer}, one month",
+                     Query(subject=("customer", customer), since=month, until=until, limit=1000)),
+                    ("search --user user0007@example.com, one month, newest 100",
+                     Query(user="user0007@example.com", since=month, until=until))):
+        found = _timed(what, lambda q=q: asyncio.run(ask(q)), runs)  # type: ignore[misc]
+        print(f"  {found} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,9 +174,15 @@ def main() -> None:
     ask.add_argument("--dir", type=Path, required=True)
     ask.add_argument("--runs", type=int, default=3)
     ask.add_argument("--customer", default="4242")
+    here = sub.add_parser("live")
+    here.add_argument("--url", required=True)
+    here.add_argument("--runs", type=int, default=3)
+    here.add_argument("--customer", default="4242")
     args = parser.parse_args()
     if args.command == "generate":
         generate(args.out, args.events, args.files)
+    elif args.command == "live":
+        live(args.url, args.runs, args.customer)
     else:
         query(args.dir, args.runs, args.customer)
 
