@@ -10,6 +10,7 @@ table in ``docs/contracts.md``::
     ├── ProjectError                   500 project_invalid     project files are invalid (file and line)
     ├── LineageError                   500 lineage_error       SQL that cannot be analysed
     ├── CheckpointError                500 checkpoint_error    a signing key or checkpoint cannot be used
+    ├── ArchiveError                   500 archive_invalid     an audit archive edited, damaged or unanchored
     ├── IdentityError                  400 identity_error      a directory change that cannot be made
     ├── EventError                     400 bad_event           backtest input that is not an event
     ├── LogFormatError                 400 bad_log_format      a database log querygate cannot read
@@ -153,6 +154,12 @@ class CheckpointError(QuerygateError):
     code = "checkpoint_error"
 
 
+class ArchiveError(QuerygateError):
+    """An audit archive that cannot be trusted (edited, damaged, unanchored) or cannot be read."""
+
+    code = "archive_invalid"
+
+
 class IdentityError(QuerygateError):
     """A change to the directory that cannot be made (an unknown person, a duplicate)."""
 
@@ -232,6 +239,7 @@ class ScimError(QuerygateError):
 
 __all__ = [
     "SCIM_ERROR_SCHEMA",
+    "ArchiveError",
     "AuditUnavailable",
     "BadParameters",
     "CheckpointError",

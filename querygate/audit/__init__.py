@@ -22,16 +22,19 @@ from querygate.audit._policy import policy_rules, policy_version, record_policy_
 from querygate.audit._read import COLUMNS, StoredEvent
 from querygate.audit._s3 import S3Sink
 from querygate.audit._search import MAX_LIMIT, Query, export, search
+from querygate.audit._spanning import Archives, search_everywhere
 from querygate.audit._store import Receipt, append, configure_audit_connection
 from querygate.audit._verify import Verification, verify, verify_log
 from querygate.audit._writer import GroupWriter
-from querygate.errors import CheckpointError
+from querygate.errors import ArchiveError, CheckpointError
 
 __all__ = [
     "CHECKPOINT_SETTINGS",
     "COLUMNS",
     "GENESIS",
     "MAX_LIMIT",
+    "ArchiveError",
+    "Archives",
     "AuditEvent",
     "Checkpoint",
     "CheckpointConfig",
@@ -58,6 +61,7 @@ __all__ = [
     "read_folder",
     "record_policy_version",
     "search",
+    "search_everywhere",
     "signature_ok",
     "timestamp",
     "validate_content_check",

@@ -117,8 +117,10 @@ def search(user: str | None, function: str | None, decision: str | None, since: 
                         since=parse_moment(since, option="--from"),
                         until=parse_moment(until, option="--to"))
 
+    archives = _archives(project_dir)
+
     async def work(conn: psycopg.AsyncConnection[Any]) -> list[StoredEvent]:
-        return await audit.search(conn, query)
+        return await audit.search_everywhere(conn, query, archives)
 
     _print(with_connection(_store_url(project_dir), work), as_json)
 
@@ -141,10 +143,25 @@ def subject(subject: str, since: str | None, until: str | None, limit: int, as_j
                         since=parse_moment(since, option="--from"),
                         until=parse_moment(until, option="--to"))
 
+    archives = _archives(project_dir)
+
     async def work(conn: psycopg.AsyncConnection[Any]) -> list[StoredEvent]:
-        return await audit.search(conn, query)
+        return await audit.search_everywhere(conn, query, archives)
 
     _print(with_connection(_store_url(project_dir), work), as_json)
+
+
+def _archives(project_dir: Path) -> audit.Archives | None:
+    """The archives that ``audit.archives`` names, to be verified before they answer."""
+    project = load(project_dir)
+    try:
+        config = checkpoint_config(project)
+        public = config.verify_key()
+        signed = [c for c in config.stored() if public is not None and audit.signature_ok(c, public)]
+        return audit.Archives.from_project(project, signed)
+    except QuerygateError as exc:
+        fail(exc.message)
+        raise
 
 
 def _walk_line(result: Verification) -> str:
