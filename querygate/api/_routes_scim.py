@@ -21,7 +21,7 @@ from querygate import identity
 from querygate.api._http import bearer_token, handle_errors
 from querygate.errors import QuerygateError
 from querygate.gateway import Gateway
-from querygate.identity import Changes, ScimDirectory, ScimError
+from querygate.scim import Changes, ScimDirectory, ScimError
 
 MEDIA = "application/scim+json"
 MAX_BODY = 1_048_576

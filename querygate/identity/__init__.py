@@ -2,8 +2,9 @@
 
 People and services with roles and tokens (stored as hashes); OIDC sign-in
 (bearer JWTs checked against the issuer's keys and the directory on every
-call); SCIM provisioning; offboarding in one step; just-in-time elevation and
-break-glass grants; agents acting on behalf of a person.
+call); offboarding in one step; just-in-time elevation and break-glass grants;
+agents acting on behalf of a person. SCIM provisioning (``querygate.scim``)
+writes into this directory.
 """
 
 from querygate.errors import IdentityError, RequestClosed, ScimError
@@ -44,7 +45,6 @@ from querygate.identity._offboard import (
     query_label,
 )
 from querygate.identity._oidc import KeySet, OidcVerifier
-from querygate.identity._scim import Changes, ScimDirectory
 from querygate.identity._settings import (
     AccessSettings,
     IdentitySettings,
@@ -65,7 +65,7 @@ from querygate.identity._store import (
     revoke_user,
 )
 from querygate.identity._tokens import PREFIX as TOKEN_PREFIX
-from querygate.identity._tokens import token_hash
+from querygate.identity._tokens import new_id, token_hash
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -74,7 +74,6 @@ __all__ = [
     "AccessScopeGuard",
     "AccessSettings",
     "Authenticator",
-    "Changes",
     "Grant",
     "Identity",
     "IdentityError",
@@ -85,7 +84,6 @@ __all__ = [
     "OidcSettings",
     "OidcVerifier",
     "RequestClosed",
-    "ScimDirectory",
     "ScimError",
     "ScimSettings",
     "Scope",
@@ -113,6 +111,7 @@ __all__ = [
     "issue_token",
     "list_requests",
     "list_users",
+    "new_id",
     "offboard",
     "oidc_endpoint",
     "oidc_settings",

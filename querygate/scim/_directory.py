@@ -18,9 +18,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from querygate.errors import ScimError
-from querygate.identity._db import writing
-from querygate.identity._offboard import Offboarding, offboard
-from querygate.identity._scim_model import (
+from querygate.identity import Offboarding, ScimSettings, new_id, offboard, writing
+from querygate.scim._model import (
     boolean,
     display_name,
     email_of,
@@ -32,8 +31,6 @@ from querygate.identity._scim_model import (
     parse_filter,
     user_resource,
 )
-from querygate.identity._settings import ScimSettings
-from querygate.identity._tokens import new_id
 
 Conn = psycopg.AsyncConnection[Any]
 Rows = tuple[list[dict[str, Any]], int]
