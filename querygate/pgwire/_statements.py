@@ -257,11 +257,8 @@ class Runner:
         task: asyncio.Task[CallResult] = asyncio.ensure_future(work)
         if track is not None:
             track(task)
+        watch = _HangUpWatch(task, self.client_gone)  # a client that hangs up: cancelled
         try:
-            while not task.done():  # a client that hangs up has its query cancelled
-                await asyncio.wait({task}, timeout=GONE_CHECK_S)
-                if not task.done() and self.client_gone():
-                    task.cancel()
             return await task
         except QuerygateError as exc:
             raise err.from_querygate(exc) from None
@@ -271,6 +268,8 @@ class Runner:
                 raise  # the session itself is closing
             raise err.WireError(err.QUERY_CANCELED,
                                 "canceling statement due to user request") from None
+        finally:
+            watch.stop()
 
     async def _call(self, call: sql.Call, params: Sequence[object],
                     track: Callable[[asyncio.Task[Any]], None] | None) -> Outcome:
@@ -398,6 +397,27 @@ class Runner:
             self._set(sql.Session("set", "SET", args[0].lower(), args[1]))
             return args[1], t.TEXT
         return 0, t.INT8
+
+
+class _HangUpWatch:
+    """Cancels a running statement once its client has closed the connection: a timer that
+    looks every ``GONE_CHECK_S`` while the statement runs (no polling task, no waiter)."""
+
+    def __init__(self, task: asyncio.Task[Any], gone: Callable[[], bool]) -> None:
+        self.task, self.gone = task, gone
+        self.loop = asyncio.get_running_loop()
+        self.handle = self.loop.call_later(GONE_CHECK_S, self._check)
+
+    def _check(self) -> None:
+        if self.task.done():
+            return
+        if self.gone():
+            self.task.cancel()
+            return
+        self.handle = self.loop.call_later(GONE_CHECK_S, self._check)
+
+    def stop(self) -> None:
+        self.handle.cancel()
 
 
 def _field(name: str, oid: int) -> Field:
