@@ -185,10 +185,11 @@ class Connection:
         fields = outcome.fields or []
         codes = _formats(formats, len(fields))
         end = len(outcome.rows) if limit <= 0 else min(len(outcome.rows), start + limit)
+        writers = [t.encoder(f.type_oid, c) for f, c in zip(fields, codes, strict=True)]
         for row in outcome.rows[start:end]:
             try:
-                values = [t.encode(v, f.type_oid, c) for v, f, c in zip(row, fields, codes,
-                                                                        strict=True)]
+                values = [None if v is None else write(v)
+                          for v, write in zip(row, writers, strict=True)]
             except (ValueError, TypeError, OverflowError, AttributeError):
                 raise err.WireError(err.INTERNAL, "a result value does not fit its column's "
                                     "type") from None

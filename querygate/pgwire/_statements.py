@@ -29,6 +29,7 @@ from querygate.results import CallResult
 
 SERVER_VERSION = "16.0 (querygate)"
 GONE_CHECK_S = 0.2
+FIELDS_CACHED = 1024
 REASON_SETTING = "querygate.reason"
 DEFAULTS = {"server_version": SERVER_VERSION, "server_version_num": "160000",
             "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
@@ -282,10 +283,7 @@ class Runner:
         result = await self._guarded(self.gateway.call(
             self.token, call.function, values, self.reason, self.client_addr, client="postgres",
             application=self.application), track)
-        oids = dict(zip((c.name for c in self.gateway.functions[call.function].columns),
-                        self.view.types.get(call.function, ()), strict=False))
-        fields = [_field(name, t.TEXT if name in result.fields else catalog.wire_oid(
-            oids.get(name, t.TEXT))) for name in result.columns]
+        fields = self._result_fields(call.function, result)
         if call.columns is not None:  # ``SELECT a, b FROM fn(…)``: those columns, in that order
             keep = _projected(call, result.columns)
             fields = [fields[i] for i in keep]
@@ -294,6 +292,21 @@ class Runner:
                 result, columns=names, rows=[[row[i] for i in keep] for row in result.rows],
                 fields={c: how for c, how in result.fields.items() if c in names})
         return _result_outcome(result, fields)
+
+    def _result_fields(self, function: str, result: CallResult) -> list[Field]:
+        """The RowDescription of a call's result (masked columns as text), worked out once per
+        function, columns and masks, and shared by every session."""
+        key = (function, tuple(result.columns), frozenset(result.fields))
+        fields = self.view.fields.get(key)
+        if fields is None:
+            oids = dict(zip((c.name for c in self.gateway.functions[function].columns),
+                            self.view.types.get(function, ()), strict=False))
+            fields = [_field(name, t.TEXT if name in result.fields else catalog.wire_oid(
+                oids.get(name, t.TEXT))) for name in result.columns]
+            if len(self.view.fields) >= FIELDS_CACHED:
+                self.view.fields.clear()
+            self.view.fields[key] = fields
+        return list(fields)
 
     async def _adhoc(self, text: str,
                      track: Callable[[asyncio.Task[Any]], None] | None) -> Outcome:

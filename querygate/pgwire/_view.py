@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from querygate.gateway import Gateway
 from querygate.identity import Identity
 from querygate.pgwire import _types as t
+from querygate.pgwire._codec import Field
 from querygate.policy import ColumnSpec, Plan, Role, plan
 
 Record = dict[str, object]
@@ -57,6 +58,8 @@ class GatewayView:
     def __init__(self, gateway: Gateway, types: Mapping[str, tuple[int, ...]]) -> None:
         self.gateway = gateway
         self.types = types
+        # RowDescriptions of call results by (function, columns, masked columns)
+        self.fields: dict[tuple[str, tuple[str, ...], frozenset[str]], list[Field]] = {}
 
     def callable(self, who: Identity) -> list[tuple[str, str, list[tuple[str, str]], Plan,
                                                     list[tuple[str, int]]]]:
