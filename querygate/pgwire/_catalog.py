@@ -120,7 +120,13 @@ def _joins_modelled(select: exp.Select) -> bool:
     source = select.args.get("from_") or select.args.get("from")
     needed = [source.this] if source is not None else []
     needed += [j.this for j in select.args.get("joins") or () if j.side not in ("LEFT", "FULL")]
-    return all(x.name.lower() in MODELLED for x in needed if isinstance(x, exp.Table))
+    for node in needed:
+        if isinstance(node, exp.Table) and node.name.lower() not in MODELLED:
+            return False
+        inner = node.this if isinstance(node, exp.Subquery) else None
+        if isinstance(inner, exp.Select) and not _joins_modelled(inner):
+            return False  # JDBC's getPrimaryKeys joins (SELECT ... FROM pg_index ...)
+    return True
 
 
 def _outermost_select(tree: exp.Expression) -> exp.Select | None:
