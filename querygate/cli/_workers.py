@@ -107,8 +107,7 @@ def serve_workers(project: Project, host: str, port: int, workers: int) -> None:
                f"with {workers} worker processes")
     postgres = postgres_config(project)
     if postgres is not None:
-        click.echo(f"PostgreSQL front door on {postgres.host}:{postgres.port} in every worker "
-                   "(a cancel request reaches only the worker holding the session)")
+        click.echo(f"PostgreSQL front door on {postgres.host}:{postgres.port} in every worker")
 
     def stop(signum: int, frame: object) -> None:
         for child in children:

@@ -21,6 +21,7 @@ from querygate.gateway import Gateway
 from querygate.identity import Identity
 from querygate.pgwire import _codec as wire
 from querygate.pgwire import _errors as err
+from querygate.pgwire._cancel import CancelRelay
 from querygate.pgwire._catalog import GatewayView
 from querygate.pgwire._config import PostgresConfig
 from querygate.pgwire._session import Connection
@@ -67,6 +68,7 @@ class PgServer:
         self.sessions: dict[int, tuple[int, Connection]] = {}  # pid -> (secret key, session)
         self.per_user: Counter[str] = Counter()
         self.refused = 0  # connections turned away by a limit, for tests and metrics
+        self.relay: CancelRelay | None = None  # with workers: cancels for the others' sessions
 
     @property
     def port(self) -> int:
@@ -78,13 +80,21 @@ class PgServer:
         return len(self.tasks)
 
     async def start(self, *, reuse_port: bool = False) -> None:
-        """Listen; ``reuse_port`` lets several worker processes share the port."""
+        """Listen; ``reuse_port`` lets several worker processes share the port (and relays
+        cancel requests between them)."""
         self.view = GatewayView(self.gateway, await describe_types(self.gateway))
+        if reuse_port:
+            project = self.gateway.project
+            self.relay = CancelRelay(project.database_url, project.secret_key,
+                                     self._key_of, self._cancel_held)
+            await self.relay.start()
         try:
             self.server = await asyncio.start_server(self._accept, self.config.host,
                                                      self.config.port, backlog=1024,
                                                      reuse_port=reuse_port or None)
         except OSError as exc:
+            if self.relay is not None:
+                await self.relay.close()
             raise ProjectError(f"postgres.listen: cannot listen on {self.config.host}:"
                                f"{self.config.port}: {exc.strerror or exc}") from None
 
@@ -95,6 +105,8 @@ class PgServer:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.close()
         if self.server is not None:
             await self.server.wait_closed()
 
@@ -236,12 +248,25 @@ class PgServer:
                 return pid, secrets.randbits(31)
 
     def _cancel(self, cancel_key: tuple[int, int] | None) -> None:
+        """A CancelRequest: the session held here with that key, else (with workers) sent on
+        to the worker that holds it."""
         if cancel_key is None:
             return
         pid, key = cancel_key
+        held = self._key_of(pid)
+        if held is not None and hmac.compare_digest(held.to_bytes(4, "big"),
+                                                    (key & 0xFFFFFFFF).to_bytes(4, "big")):
+            self._cancel_held(pid)
+        elif self.relay is not None:
+            self.relay.send_on(pid, key)
+
+    def _key_of(self, pid: int) -> int | None:
         found = self.sessions.get(pid)
-        if found is not None and hmac.compare_digest(found[0].to_bytes(4, "big"),
-                                                     (key & 0xFFFFFFFF).to_bytes(4, "big")):
+        return found[0] if found is not None else None
+
+    def _cancel_held(self, pid: int) -> None:
+        found = self.sessions.get(pid)
+        if found is not None:
             found[1].cancel()
 
 

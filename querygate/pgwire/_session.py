@@ -24,6 +24,7 @@ class Prepared:
     statement: Statement
     declared: list[int]  # parameter type OIDs as the client gave them (0: unspecified)
     pending: Outcome | None = None  # run early to describe it; the next Execute takes it
+    oids: list[int] | None = None  # the parameter types, worked out once
 
 
 @dataclass
@@ -85,12 +86,13 @@ class Connection:
     async def serve(self) -> None:
         self.send(wire.ready_for_query(self.status))
         await self.flush()
+        idle = _IdleWatch(self.idle_timeout_s)
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self.idle_timeout_s):
+                    with idle:
                         kind, body = await wire.read_message(self.reader, self.max_message_bytes)
-                except TimeoutError:
+                except _Idle:
                     self.send(wire.error_response(err.IDLE_TIMEOUT, "terminating connection due "
                                                   "to idle-session timeout", severity="FATAL"))
                     return
@@ -100,6 +102,7 @@ class Connection:
         except Closing:
             return
         finally:
+            idle.stop()
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.flush()
 
@@ -182,10 +185,11 @@ class Connection:
         fields = outcome.fields or []
         codes = _formats(formats, len(fields))
         end = len(outcome.rows) if limit <= 0 else min(len(outcome.rows), start + limit)
+        writers = [t.encoder(f.type_oid, c) for f, c in zip(fields, codes, strict=True)]
         for row in outcome.rows[start:end]:
             try:
-                values = [t.encode(v, f.type_oid, c) for v, f, c in zip(row, fields, codes,
-                                                                        strict=True)]
+                values = [None if v is None else write(v)
+                          for v, write in zip(row, writers, strict=True)]
             except (ValueError, TypeError, OverflowError, AttributeError):
                 raise err.WireError(err.INTERNAL, "a result value does not fit its column's "
                                     "type") from None
@@ -249,6 +253,11 @@ class Connection:
                                 f'prepared statement "{name[:63]}" does not exist')
         return prepared
 
+    def _param_oids(self, prepared: Prepared) -> list[int]:
+        if prepared.oids is None:
+            prepared.oids = self.runner.param_oids(prepared.statement, prepared.declared)
+        return prepared.oids
+
     async def _bind(self, cur: wire.Cursor) -> None:
         portal, name = cur.cstring(), cur.cstring()
         prepared = self._prepared(name)
@@ -256,7 +265,7 @@ class Connection:
         raw = [cur.value() for _ in range(_count(cur))]
         result_formats = [cur.int16() for _ in range(_count(cur))]
         cur.done()
-        oids = self.runner.param_oids(prepared.statement, prepared.declared)
+        oids = self._param_oids(prepared)
         if len(raw) != len(oids):
             raise err.WireError(err.PROTOCOL_VIOLATION, f"bind message supplies {len(raw)} "
                                 f"parameters, but the statement requires {len(oids)}")
@@ -277,7 +286,7 @@ class Connection:
         cur.done()
         if what == b"S":
             prepared = self._prepared(name)
-            oids = self.runner.param_oids(prepared.statement, prepared.declared)
+            oids = self._param_oids(prepared)
             self.send(wire.parameter_description(oids))
             fields = self.runner.describe(prepared.statement)
             if fields is None and self._returns_rows(prepared.statement):
@@ -359,6 +368,49 @@ class Connection:
             self.portals.clear()
         else:
             self.statements.pop(name, None)
+
+
+class _Idle(Exception):
+    """The client sent nothing for the idle timeout."""
+
+
+class _IdleWatch:
+    """The idle timeout between messages, as one timer per connection: entering and leaving
+    the wait for a message only notes the time, where ``asyncio.timeout`` would schedule and
+    cancel a timer for every message. When the timer finds the wait too long, it cancels the
+    session's task; leaving the wait then raises ``_Idle``."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.since: float | None = None  # when the current wait began
+        self.fired = False
+        self.handle = self.loop.call_later(timeout_s, self._check)
+
+    def __enter__(self) -> None:
+        self.since = self.loop.time()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        self.since = None
+        if self.fired and kind is asyncio.CancelledError and self.task is not None:
+            self.fired = False
+            if self.task.uncancel() == 0:
+                raise _Idle from None
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if self.since is not None and now - self.since >= self.timeout_s:
+            if self.task is not None:
+                self.fired = True
+                self.task.cancel()
+            return
+        start = self.since if self.since is not None else now
+        self.handle = self.loop.call_at(start + self.timeout_s, self._check)
+
+    def stop(self) -> None:
+        self.handle.cancel()
 
 
 def _hung_up(reader: asyncio.StreamReader) -> bool:

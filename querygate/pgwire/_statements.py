@@ -28,6 +28,7 @@ from querygate.pgwire._codec import Field
 
 SERVER_VERSION = "16.0 (querygate)"
 GONE_CHECK_S = 0.2
+FIELDS_CACHED = 1024
 REASON_SETTING = "querygate.reason"
 DEFAULTS = {"server_version": SERVER_VERSION, "server_version_num": "160000",
             "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
@@ -256,11 +257,8 @@ class Runner:
         task: asyncio.Task[CallResult] = asyncio.ensure_future(work)
         if track is not None:
             track(task)
+        watch = _HangUpWatch(task, self.client_gone)  # a client that hangs up: cancelled
         try:
-            while not task.done():  # a client that hangs up has its query cancelled
-                await asyncio.wait({task}, timeout=GONE_CHECK_S)
-                if not task.done() and self.client_gone():
-                    task.cancel()
             return await task
         except QuerygateError as exc:
             raise err.from_querygate(exc) from None
@@ -270,6 +268,8 @@ class Runner:
                 raise  # the session itself is closing
             raise err.WireError(err.QUERY_CANCELED,
                                 "canceling statement due to user request") from None
+        finally:
+            watch.stop()
 
     async def _call(self, call: sql.Call, params: Sequence[object],
                     track: Callable[[asyncio.Task[Any]], None] | None) -> Outcome:
@@ -282,10 +282,7 @@ class Runner:
         result = await self._guarded(self.gateway.call(
             self.token, call.function, values, self.reason, self.client_addr, client="postgres",
             application=self.application), track)
-        oids = dict(zip((c.name for c in self.gateway.functions[call.function].columns),
-                        self.view.types.get(call.function, ()), strict=False))
-        fields = [_field(name, t.TEXT if name in result.fields else catalog.wire_oid(
-            oids.get(name, t.TEXT))) for name in result.columns]
+        fields = self._result_fields(call.function, result)
         if call.columns is not None:  # ``SELECT a, b FROM fn(…)``: those columns, in that order
             keep = _projected(call, result.columns)
             fields = [fields[i] for i in keep]
@@ -294,6 +291,21 @@ class Runner:
                 result, columns=names, rows=[[row[i] for i in keep] for row in result.rows],
                 fields={c: how for c, how in result.fields.items() if c in names})
         return _result_outcome(result, fields)
+
+    def _result_fields(self, function: str, result: CallResult) -> list[Field]:
+        """The RowDescription of a call's result (masked columns as text), worked out once per
+        function, columns and masks, and shared by every session."""
+        key = (function, tuple(result.columns), frozenset(result.fields))
+        fields = self.view.fields.get(key)
+        if fields is None:
+            oids = dict(zip((c.name for c in self.gateway.functions[function].columns),
+                            self.view.types.get(function, ()), strict=False))
+            fields = [_field(name, t.TEXT if name in result.fields else catalog.wire_oid(
+                oids.get(name, t.TEXT))) for name in result.columns]
+            if len(self.view.fields) >= FIELDS_CACHED:
+                self.view.fields.clear()
+            self.view.fields[key] = fields
+        return list(fields)
 
     async def _adhoc(self, text: str,
                      track: Callable[[asyncio.Task[Any]], None] | None) -> Outcome:
@@ -397,6 +409,27 @@ class Runner:
             self._set(sql.Session("set", "SET", args[0].lower(), args[1]))
             return args[1], t.TEXT
         return 0, t.INT8
+
+
+class _HangUpWatch:
+    """Cancels a running statement once its client has closed the connection: a timer that
+    looks every ``GONE_CHECK_S`` while the statement runs (no polling task, no waiter)."""
+
+    def __init__(self, task: asyncio.Task[Any], gone: Callable[[], bool]) -> None:
+        self.task, self.gone = task, gone
+        self.loop = asyncio.get_running_loop()
+        self.handle = self.loop.call_later(GONE_CHECK_S, self._check)
+
+    def _check(self) -> None:
+        if self.task.done():
+            return
+        if self.gone():
+            self.task.cancel()
+            return
+        self.handle = self.loop.call_later(GONE_CHECK_S, self._check)
+
+    def stop(self) -> None:
+        self.handle.cancel()
 
 
 def _field(name: str, oid: int) -> Field:

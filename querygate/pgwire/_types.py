@@ -292,13 +292,13 @@ def _array_element(value: object) -> str:
     return text
 
 
-def encode(value: object, oid: int, fmt: int) -> bytes | None:
-    """A result value in the column's format; NULL as None."""
-    if value is None:
-        return None
+def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
+    """How to write a column's non-NULL values, chosen once for all its rows."""
     if fmt == 0:
-        return encode_text(value)
-    return encode_binary(value, oid)
+        return encode_text
+    if oid in ELEMENT_OF:
+        return lambda value: encode_binary(value, oid)
+    return _BINARY_OUT.get(oid, encode_text)
 
 
 def encode_binary(value: object, oid: int) -> bytes:

@@ -313,3 +313,17 @@ def test_asyncpg_prepares_ad_hoc_sql_and_each_run_is_audited(front: Front) -> No
     runs = events(front.demo, "seq > %s AND actor_email = 'carol@example.com'", before)
     assert [e["decision"] for e in runs] == ["allowed", "allowed"]
     assert all(e["context"]["client"] == "postgres" for e in runs)
+
+
+def test_catalog_joins_with_relations_querygate_has_no_rows_of_are_empty(front: Front) -> None:
+    """A JDBC client's primary keys (a join with ``pg_index``): none, never every column."""
+    columns = ("SELECT a.attname FROM pg_catalog.pg_class ct "
+               "JOIN pg_catalog.pg_attribute a ON (a.attrelid = ct.oid) WHERE ct.relname = %s")
+    keys = columns.replace("WHERE", "JOIN (SELECT i.indrelid, i.indkey FROM pg_catalog.pg_index i)"
+                                    " i ON (i.indrelid = ct.oid) WHERE")
+    with front.connect("carol") as conn:
+        assert ("ssn",) in conn.execute(columns, ("customers",)).fetchall()
+        assert conn.execute(keys, ("customers",)).fetchall() == []
+        inherits = ("SELECT c.oid FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i "
+                    "WHERE c.oid = i.inhparent")
+        assert conn.execute(inherits).fetchall() == []

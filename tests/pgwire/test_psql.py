@@ -98,3 +98,54 @@ def test_a_wrong_token_or_another_users_name_is_refused(front: Front) -> None:
     assert 'password authentication failed for user "alice@example.com"' in wrong.stderr
     other = psql(front, "alice", "SELECT 1", token=front.demo.token("bob"))
     assert other.returncode != 0 and "password authentication failed" in other.stderr
+
+
+def _cells(out: str) -> list[list[str]]:
+    """psql's aligned output as rows of stripped cells (lines without a ``|`` left out)."""
+    return [[cell.strip() for cell in line.split("|")] for line in out.splitlines() if "|" in line]
+
+
+CUSTOMER_COLUMNS = ["id", "full_name", "email", "phone", "iban", "ssn", "date_of_birth",
+                    "country", "plan_tier", "created_at"]
+
+
+def test_describe_shows_one_tables_columns_types_and_masks_to_an_adhoc_role(front: Front) -> None:
+    plain = psql(front, "carol", "\\d customers")
+    assert plain.returncode == 0, plain.stderr
+    assert 'Table "public.customers"' in plain.stdout
+    rows = _cells(plain.stdout)
+    assert rows[0] == ["Column", "Type", "Collation", "Nullable", "Default"]
+    assert [r[0] for r in rows[1:]] == CUSTOMER_COLUMNS  # this table's, and no other's
+    assert ["id", "bigint", "", "", ""] in rows
+    assert ["created_at", "timestamp with time zone", "", "", ""] in rows
+    assert "Inherits" not in plain.stdout and "Publications" not in plain.stdout
+
+    verbose = psql(front, "carol", "\\d+ customers")
+    assert verbose.returncode == 0, verbose.stderr
+    described = {r[0]: r for r in _cells(verbose.stdout)}
+    assert described["iban"][1] == "text" and described["iban"][-1] == "masked: mask.last4"
+    assert described["ssn"][-1] == "masked: mask.hash"
+    assert described["full_name"][-1] == "" and described["id"][5] == "plain"
+    assert "999-42-4242" not in verbose.stdout
+
+
+def test_describe_views_and_schemas_and_nothing_of_querygate_itself(front: Front) -> None:
+    done = psql(front, "carol", "\\dv", "\\dn", "\\d customer_overview", "\\d audit_events",
+                "\\d querygate.users")
+    assert "ERROR" not in done.stderr  # psql's exit status is that of the last, not-found one
+    rows = _cells(done.stdout)
+    assert ["public", "customer_overview", "view", "querygate"] in rows
+    assert ["public", "querygate"] in rows  # \dn: the one schema, not querygate's own
+    assert 'View "public.customer_overview"' in done.stdout
+    assert ["order_count", "bigint", "", "", ""] in rows
+    assert "View definition" not in done.stdout  # never the view's SQL
+    assert 'Did not find any relation named "audit_events".' in done.stderr
+    assert 'Did not find any relation named "querygate.users".' in done.stderr
+
+
+def test_describe_finds_no_table_for_a_role_without_adhoc_sql(front: Front) -> None:
+    done = psql(front, "alice", "\\d customers", "\\d+ customers", "\\dv", "\\d")
+    assert "ERROR" not in done.stderr
+    assert 'Did not find any relation named "customers".' in done.stderr
+    assert done.stderr.count("Did not find any relation") == 4
+    assert done.stdout == ""

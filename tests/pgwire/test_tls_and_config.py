@@ -10,7 +10,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,31 +134,6 @@ def test_querygate_serve_runs_the_front_door(demo: Demo, tmp_path: Path) -> None
     assert row is not None and row[1] == "Ada Canary"
     (event,) = events(demo, "seq > %s AND function_name = 'get_customer_by_id'", before)
     assert event["context"]["client"] == "postgres" and event["decision"] == "allowed"
-
-
-def test_serve_with_workers_shares_the_front_door_port(demo: Demo, tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    folder = _project_with(demo, tmp_path, {"listen": f"127.0.0.1:{port}"})
-    dsn = (f"host=127.0.0.1 port={port} dbname=querygate user=alice@example.com "
-           f"password={demo.token('alice')} sslmode=disable")
-    with running_server_process(folder, "--workers", "2"):
-        deadline = time.monotonic() + 30
-        while True:  # the workers open their gateways after the HTTP port answers
-            try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    pids = {conn.execute("SELECT pg_backend_pid()").fetchone()}
-                    row = conn.execute("SELECT * FROM get_customer_by_id(42)").fetchone()
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        for _ in range(6):
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                pids.add(conn.execute("SELECT pg_backend_pid()").fetchone())
-    assert row is not None and row[0] == 42 and len(pids) == 7  # each session its own key
 
 
 def test_serve_says_when_the_front_door_port_is_taken(demo: Demo, tmp_path: Path) -> None:
