@@ -63,6 +63,7 @@ def build_guards(project: Project, problems: Problems = None) -> list[Guard]:
     Nothing opens before ``open()``. Without ``problems`` the first configuration error
     raises (``serve``); given a list, every error is added to it (``check``).
     """
+    from querygate.detect import watch_guards
     from querygate.identity import AccessScopeGuard
     from querygate.limits import build_limits_guard
     from querygate.purpose import PurposeGuard, load_requirements
@@ -74,6 +75,7 @@ def build_guards(project: Project, problems: Problems = None) -> list[Guard]:
     limits = build_limits_guard(project, problems)
     if limits is not None:
         guards.append(limits)
+    guards += watch_guards(project, problems)  # watched subjects: break the glass
     return guards
 
 

@@ -10,6 +10,7 @@ from querygate.detect._backtest import backtest, read_events
 from querygate.detect._config import RULES, DetectConfig, load_config
 from querygate.detect._detector import Detector
 from querygate.detect._event import Event, EventError, event_from_json, event_from_stored
+from querygate.detect._glass import WatchGuard, watch_guards
 from querygate.detect._pgaudit import PgauditImport, import_pgaudit
 from querygate.detect._service import DetectorService
 from querygate.detect._settings import AlertSettings, Settings, Webhook, load_settings
@@ -38,6 +39,7 @@ __all__ = [
     "PgauditImport",
     "Settings",
     "StoredAlert",
+    "WatchGuard",
     "WatchSettings",
     "Webhook",
     "WebhookSender",
@@ -56,4 +58,5 @@ __all__ = [
     "save_alert",
     "severity_rank",
     "slack_payload",
+    "watch_guards",
 ]

@@ -310,15 +310,31 @@ def _without(event: Event) -> str:
 
 
 def _listed(actor: Actor, today: Today, event: Event, rule: str, subject: str,
-            cfg: DetectConfig, summary: str, extra: dict[str, object]) -> list[Alert]:
-    key = f"{rule}:{subject}"
+            cfg: DetectConfig, summary: str, extra: dict[str, object],
+            outcome: str | None = None) -> list[Alert]:
+    key = f"{rule}:{subject}" if outcome is None else f"{rule}:{subject}:{outcome}"
     last = actor.cooldown.get(key)
     if not cfg.enabled(rule) or (last is not None and today.day - last < cfg.cooldown_days):
         return []
     actor.cooldown[key] = today.day
-    severity = "high" if event.reason is None or event.purpose == "miss" else "medium"
+    severity = "high" if event.reason is None or event.purpose == "miss" or \
+        outcome == "refused" else "medium"
     return [Alert(actor.id, rule, severity, event.occurred_at, summary,
-                  f"{rule}:{actor.id}:{subject}:{date_of(today.day)}",
+                  f"{rule}:{actor.id}:{key.removeprefix(rule + ':')}:{date_of(today.day)}",
                   {"subject": subject, "function": event.function, "reason": event.reason,
                    "purpose": event.purpose, **extra}, {}, tuple(r for r in (event.ref,) if r),
                   (subject,))]
+
+
+def glass(actor: Actor, today: Today, event: Event, cfg: DetectConfig) -> list[Alert]:
+    """The watch guard's verdict in the event: a watched subject released with a reason and
+    no purpose (the glass broken), or refused; alerted at once, per outcome and subject."""
+    alerts: list[Alert] = []
+    refused = event.watch == "refused"
+    for subject in event.watch_subjects:
+        what = "was refused" if refused else "broke the glass"
+        said = f" (reason: {event.reason[:40]})" if event.reason and not refused else ""
+        alerts += _listed(actor, today, event, "watch.subject", subject, cfg,
+                          f"{subject} is watched: {what} on it through {event.function} with no "
+                          f"purpose{said}", {"glass": event.watch}, outcome=event.watch)
+    return alerts
