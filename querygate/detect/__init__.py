@@ -10,6 +10,7 @@ from querygate.detect._backtest import backtest, read_events
 from querygate.detect._config import RULES, DetectConfig, load_config
 from querygate.detect._detector import Detector
 from querygate.detect._event import Event, event_from_json, event_from_stored
+from querygate.detect._glass import WatchGuard, watch_guards
 from querygate.detect._pgaudit import (
     STDERR_PREFIX,
     AuditRecord,
@@ -51,6 +52,7 @@ __all__ = [
     "PgauditImport",
     "Settings",
     "StoredAlert",
+    "WatchGuard",
     "WatchSettings",
     "Webhook",
     "WebhookSender",
@@ -72,4 +74,5 @@ __all__ = [
     "save_alert",
     "severity_rank",
     "slack_payload",
+    "watch_guards",
 ]

@@ -141,6 +141,8 @@ class Detector:
         if event.ref:
             today.refs.append(event.ref)
         alerts = rules.break_glass(actor, event, today.day, hour, cfg)
+        if event.watch is not None:
+            alerts += snoop.glass(actor, today, event, cfg)
         known = actor.active >= cfg.offhours_min_days
         odd_hour = known and actor.unusual_hour(hour, cfg.offhours_share)
         new_addr, org_new = self._new_address(actor, today, event.addr, known)

@@ -44,6 +44,9 @@ class Event:
     elevated: bool = False  # roles held through an access request or break-glass
     ref: str | None = None  # seq or event_id, to link an alert to its events
     email: str | None = None  # actor_email, for relationships given by email
+    watch: str | None = None  # "reason" | "refused": the watch guard broke the glass or refused
+    watch_subjects: tuple[str, ...] = ()  # ... for these watched subjects
+
 
     @property
     def allowed(self) -> bool:
@@ -88,6 +91,8 @@ class _Flags:
     purpose: str | None = None
     purpose_alert: bool = False
     elevated: bool = False
+    watch: str | None = None
+    watch_subjects: tuple[str, ...] = ()
 
 
 _NO_FLAGS = _Flags()
@@ -99,9 +104,13 @@ def _flags(context: object) -> _Flags:
         return _NO_FLAGS
     glass = str(context.get("break_glass", "")).lower() == "true"
     purpose = context.get("purpose")
+    watch = context.get("watch")
+    watched = context.get("watch_subjects") if watch in ("reason", "refused") else None
     return _Flags(glass, purpose if purpose in ("match", "miss") else None,
                   context.get("purpose_alert") == "each",
-                  glass or bool(context.get("access_request")))
+                  glass or bool(context.get("access_request")),
+                  watch if watched else None,
+                  tuple(sys.intern(s) for s in str(watched).split(",") if s) if watched else ())
 
 
 def event_from_json(obj: Mapping[str, Any]) -> Event:
@@ -125,6 +134,7 @@ def event_from_json(obj: Mapping[str, Any]) -> Event:
         error_code=_text(obj.get("error_code")), break_glass=flags.break_glass,
         purpose=flags.purpose, purpose_alert=flags.purpose_alert, elevated=flags.elevated,
         ref=None if ref is None else str(ref), email=_text(obj.get("actor_email")),
+        watch=flags.watch, watch_subjects=flags.watch_subjects,
     )
 
 
@@ -139,7 +149,7 @@ def event_from_stored(stored: StoredEvent) -> Event:
         roles=tuple(sorted(e.actor_roles)), reason=e.reason, addr=e.client_addr,
         error_code=e.error_code, break_glass=flags.break_glass, purpose=flags.purpose,
         purpose_alert=flags.purpose_alert, elevated=flags.elevated, ref=str(stored.seq),
-        email=e.actor_email,
+        email=e.actor_email, watch=flags.watch, watch_subjects=flags.watch_subjects,
     )
 
 

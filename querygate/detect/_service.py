@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,21 +22,16 @@ from querygate.audit import COLUMNS, StoredEvent
 from querygate.detect._alert import Alert, severity_rank
 from querygate.detect._detector import Detector
 from querygate.detect._event import event_from_stored
+from querygate.detect._refresh import ListsReader
 from querygate.detect._settings import Settings, load_settings
 from querygate.detect._store import add_action, load_cursor, save_alert, save_cursor
-from querygate.detect._watch import Lists, link_rows, lists_from_files, watch_rows
+from querygate.detect._watch import Lists
 from querygate.detect._webhook import WebhookSender
-from querygate.errors import QuerygateError
 from querygate.project import Project
 
 log = logging.getLogger("querygate.detect")
 
 
-def _mtime(path: Path | None) -> float | None:
-    try:
-        return path.stat().st_mtime_ns / 1e9 if path is not None else None
-    except OSError:
-        return None
 LOCK = "querygate.detect"
 BATCH = 2000
 
@@ -54,8 +47,7 @@ class DetectorService:
         self.lists = Lists()
         self.detector = Detector(self.settings.rules)
         self.cursor: int | None = None
-        self._lists_due = 0.0  # time.monotonic() of the next re-read of the lists
-        self._stamps: tuple[float | None, ...] = ()
+        self.reader = ListsReader(self.settings.watch, project.database_url)
         self.raised = 0
         hook = self.settings.alerts.webhook
         self.sender = WebhookSender(hook, webhook_client) if hook else None
@@ -148,41 +140,9 @@ class DetectorService:
     async def refresh_lists(self, *, force: bool = False) -> bool:
         """Re-read the watch list and relationships when due (``refresh_s``): files when they
         changed, queries every time. A failure keeps the lists as they were. True on change."""
-        watch = self.settings.watch
-        if not watch.configured or (not force and time.monotonic() < self._lists_due):
-            return False
-        self._lists_due = time.monotonic() + min(watch.watch.refresh_s,
-                                                 watch.relationships.refresh_s)
-        stamps = tuple(_mtime(s.file) for s in (watch.watch, watch.relationships))
-        queries = (watch.watch.sql, watch.relationships.sql)
-        if stamps == self._stamps and queries == (None, None):
-            return False
-        try:
-            queried = await self._query_lists(queries)
-            lists = lists_from_files(watch, queried=queried)
-        except (QuerygateError, psycopg.Error, OSError) as exc:
-            log.warning("detector: the watch list or relationships could not be read, the "
-                        "previous ones stay: %s", getattr(exc, "message", type(exc).__name__))
-            return False
-        self._stamps = stamps
-        changed = lists != self.lists
-        self.lists = self.detector.lists = lists
+        changed = await self.reader.refresh(force=force)
+        self.lists = self.detector.lists = self.reader.lists
         return changed
-
-    async def _query_lists(self, queries: tuple[str | None, str | None]
-                           ) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
-        if queries == (None, None):
-            return [], []
-        watch_sql, links_sql = queries
-        async with await psycopg.AsyncConnection.connect(
-                self.project.database_url, autocommit=True,
-                application_name="querygate-detect-lists") as conn:
-            await conn.execute("SET default_transaction_read_only = on")
-            watched = watch_rows(await (await conn.execute(watch_sql)).fetchall(),
-                                 "detect.watch.sql") if watch_sql else []
-            links = link_rows(await (await conn.execute(links_sql)).fetchall(),
-                              "detect.relationships.sql") if links_sql else []
-        return watched, links
 
     async def raise_alert(self, conn: psycopg.AsyncConnection[Any], alert: Alert) -> str | None:
         """Keep the alert; queue it for the webhook; suspend the person if the settings say so."""

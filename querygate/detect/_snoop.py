@@ -70,10 +70,14 @@ def _weights(counted: dict[str, str]) -> float:
     return sum(weight(why) for why in counted.values())
 
 
-def evidence(actor: Actor) -> float:
+def evidence(actor: Actor, *, fresh: bool = True) -> float:
     """Returns in the window: every unworked day of a subject after its first, weighted by
-    its cause (a look without a purpose counts more than a look off the workflow)."""
-    return sum(weight(d[3]) for days in actor.attention.values() for d in days[1:])
+    its cause (a look without a purpose counts more than a look off the workflow). ``fresh``:
+    only those after the person's last ``snoop.returning``; an alert spends what it reported,
+    and the next one needs returns of its own."""
+    after = actor.reported if fresh else -1
+    return sum(weight(d[3]) for days in actor.attention.values() for d in days[1:]
+               if d[0] > after)
 
 
 def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopDay:
@@ -121,8 +125,8 @@ def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str
         why = _plainly_unworked(actor, sd, subject, sd.expects) if \
             days[-1][0] < today.day and subject not in sd.counted and \
             len(event.subjects) == 1 else None
-        if why is not None and not readers.others(hash(subject), actor.id, lately) \
-                and subject not in today.listed:
+        if why is not None and subject not in today.listed and \
+                (why == "purpose_miss" or not readers.others(hash(subject), actor.id, lately)):
             sd.counted[subject] = why
             if sd.evidence + _weights(sd.counted) >= sd.bar and \
                     may(actor, "snoop.returning", today.day, cfg):
@@ -181,9 +185,10 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
     for subject in today.targeted:
         prior = actor.visits.pop(subject, None)
         given = sd.reasons.get(subject, set())
+        bits = sd.flags.get(subject, 0)
         if subject in today.solo and subject not in today.listed and \
-                not readers.others(hash(subject), actor.id, since):
-            why = _unworked(sd.flags.get(subject, 0), given, prior, subject in actor.attention,
+                (_missed(bits) or not readers.others(hash(subject), actor.id, since)):
+            why = _unworked(bits, given, prior, subject in actor.attention,
                             expects, specific, usual, used.get(subject, ()))
             if why is not None:
                 days = actor.attention.setdefault(subject, [])
@@ -198,6 +203,12 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
         sd.evidence, sd.counted = total, {}
         alerts.append(_alert(actor, today, event, sd, cfg))
     return (returns, fresh), alerts
+
+
+def _missed(bits: int) -> bool:
+    """The purpose check found no purpose, and never one that day: a colleague working on the
+    subject gives this person none either."""
+    return bool(bits & MISS) and not bits & MATCH
 
 
 def _functions(today: Today) -> dict[str, list[str]]:
@@ -239,7 +250,8 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
     is the subject whose look-up reached the bar during the day."""
     during = sd.counted if now else {}
     back = {s: days for s, days in actor.attention.items() if len(days) > 1 or s in during}
-    total = sd.evidence + _weights(during) if now else evidence(actor)
+    actor.reported = today.day
+    total = evidence(actor, fresh=False) + (_weights(during) if now else 0.0)
     detail: dict[str, dict[str, object]] = {}
     whys: set[str] = set()
     for subject, days in sorted(back.items(), key=lambda item: -len(item[1]))[:MAX_REFS]:
@@ -310,15 +322,31 @@ def _without(event: Event) -> str:
 
 
 def _listed(actor: Actor, today: Today, event: Event, rule: str, subject: str,
-            cfg: DetectConfig, summary: str, extra: dict[str, object]) -> list[Alert]:
-    key = f"{rule}:{subject}"
+            cfg: DetectConfig, summary: str, extra: dict[str, object],
+            outcome: str | None = None) -> list[Alert]:
+    key = f"{rule}:{subject}" if outcome is None else f"{rule}:{subject}:{outcome}"
     last = actor.cooldown.get(key)
     if not cfg.enabled(rule) or (last is not None and today.day - last < cfg.cooldown_days):
         return []
     actor.cooldown[key] = today.day
-    severity = "high" if event.reason is None or event.purpose == "miss" else "medium"
+    severity = "high" if event.reason is None or event.purpose == "miss" or \
+        outcome == "refused" else "medium"
     return [Alert(actor.id, rule, severity, event.occurred_at, summary,
-                  f"{rule}:{actor.id}:{subject}:{date_of(today.day)}",
+                  f"{rule}:{actor.id}:{key.removeprefix(rule + ':')}:{date_of(today.day)}",
                   {"subject": subject, "function": event.function, "reason": event.reason,
                    "purpose": event.purpose, **extra}, {}, tuple(r for r in (event.ref,) if r),
                   (subject,))]
+
+
+def glass(actor: Actor, today: Today, event: Event, cfg: DetectConfig) -> list[Alert]:
+    """The watch guard's verdict in the event: a watched subject released with a reason and
+    no purpose (the glass broken), or refused; alerted at once, per outcome and subject."""
+    alerts: list[Alert] = []
+    refused = event.watch == "refused"
+    for subject in event.watch_subjects:
+        what = "was refused" if refused else "broke the glass"
+        said = f" (reason: {event.reason[:40]})" if event.reason and not refused else ""
+        alerts += _listed(actor, today, event, "watch.subject", subject, cfg,
+                          f"{subject} is watched: {what} on it through {event.function} with no "
+                          f"purpose{said}", {"glass": event.watch}, outcome=event.watch)
+    return alerts

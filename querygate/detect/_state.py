@@ -203,8 +203,8 @@ class Actor:
 
     __slots__ = ("active", "addrs", "attention", "boundary", "breadth", "cooldown", "explained",
                  "funcs", "group", "history", "hours", "id", "last_day", "last_seen", "limits",
-                 "novel", "peaks", "returns", "seen", "today", "unexplained_days", "visits",
-                 "weekend_days")
+                 "novel", "peaks", "reported", "returns", "seen", "today", "unexplained_days",
+                 "visits", "weekend_days")
 
     def __init__(self, actor_id: str, group: str, history_days: int) -> None:
         self.id = actor_id
@@ -229,6 +229,7 @@ class Actor:
         # subject -> the days it was looked up with no work behind it: (day, look-ups, ref, why)
         self.attention: dict[str, list[tuple[int, int, str | None, str]]] = {}
         self.cooldown: dict[str, int] = {}
+        self.reported = -1  # the day of their last snoop.returning: returns up to it are spent
         self.peaks: dict[str, tuple[float, int]] = {}  # count -> (busiest value, its day)
         self.breadth = Cusum()
         self.novel = Cusum()

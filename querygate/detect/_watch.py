@@ -8,6 +8,7 @@
         file: watch.csv                 # subject[,why] a line; or JSON: [{"subject", "why"}]
         sql: SELECT 'customer:' || id, 'public figure' FROM customers WHERE vip
         refresh_s: 300                  # serve re-reads the file (when changed) and the query
+        without_purpose: alert          # or reason (a call needs one) or refuse (the gateway's)
       relationships:                    # a look-up by the related person alerts at once
         file: relationships.csv         # actor,subject,kind a line (kind: self, family, ...)
         sql: SELECT u.id, 'customer:' || c.id, 'self' FROM ...
@@ -36,9 +37,12 @@ import orjson
 from querygate.errors import ProjectError
 from querygate.project import Problems, gathering, line_of, unknown_key
 
-WATCH_KEYS = ("subjects", "file", "sql", "refresh_s")
+WATCH_KEYS = ("subjects", "file", "sql", "refresh_s", "without_purpose")
 LINK_KEYS = ("file", "sql", "refresh_s")
 SELF = "self"
+GLASS = ("alert", "reason", "refuse")
+"""``watch.without_purpose``: a watched subject released without a purpose match alerts;
+or needs a reason as well (else it is refused); or is refused."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Source:
     file: Path | None = None
     sql: str | None = None
     refresh_s: float = 300.0
+    without_purpose: str = "alert"  # GLASS; the watch list's only
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,12 @@ def _set(source: Source, what: str, key: str, value: object, root: Path, where: 
         if not isinstance(value, str) or not value.strip():
             raise ProjectError(f"detect.{what}.sql must be a SELECT", path=where, line=line)
         return replace(source, sql=value)
+    if key == "without_purpose":
+        if value not in GLASS:
+            raise ProjectError(f"detect.{what}.without_purpose must be one of {', '.join(GLASS)} "
+                               f"(alert: alert only; reason: a call needs a reason; refuse: "
+                               f"refused), not {value!r}", path=where, line=line)
+        return replace(source, without_purpose=str(value))
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ProjectError(f"detect.{what}.refresh_s must be a positive number of seconds, "
                            f"not {value!r}", path=where, line=line)

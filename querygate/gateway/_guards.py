@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from querygate.detect import watch_guards
 from querygate.guards import Guard
 from querygate.identity import AccessScopeGuard
 from querygate.limits import build_limits_guard
@@ -10,7 +11,8 @@ from querygate.purpose import PurposeGuard, load_requirements
 
 
 def build_guards(project: Project, problems: Problems = None) -> list[Guard]:
-    """The guards a project's settings ask for: access scope, purpose, then limits.
+    """The guards a project's settings ask for: access scope, purpose, limits, then watched
+    subjects (break the glass).
 
     Nothing opens before ``open()``. Without ``problems`` the first configuration error
     raises (``serve``); given a list, every error is added to it (``check``).
@@ -22,4 +24,5 @@ def build_guards(project: Project, problems: Problems = None) -> list[Guard]:
     limits = build_limits_guard(project, problems)
     if limits is not None:
         guards.append(limits)
+    guards += watch_guards(project, problems)  # watched subjects: break the glass
     return guards

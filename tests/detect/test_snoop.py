@@ -202,3 +202,30 @@ def test_project_settings_for_the_lists(tmp_path: Path) -> None:
     assert any("missing.csv does not exist" in m for m in messages)
     assert any("unknown key 'refesh_s'; did you mean 'refresh_s'?" in m for m in messages)
     assert any("detect.relationships.sql must be a SELECT" in m for m in messages)
+
+
+def test_a_purpose_miss_counts_even_where_a_colleague_works_on_the_customer() -> None:
+    """a1 works customer 9_000_001 with a ticket every day; a2's look-ups of it without a
+    reason are purpose misses, which a colleague's work does not explain."""
+    office = Office().honest(50)
+    for day in filter(working, range(30, 50)):
+        office.event(moment(day, 9), "a1", "get_customer_by_id", [TARGETS[0]],
+                     reason="TICKET-CASE-1")
+    office.event(moment(35, 11), "a2", "get_customer_by_id", [TARGETS[0]],
+                 context={"purpose": "miss"})
+    office.event(moment(37, 11), "a2", "get_customer_by_id", [TARGETS[0]],
+                 context={"purpose": "miss"})
+    alert = first(run(office), "a2", "snoop.returning")
+    assert work_days(35, day_of(alert)) <= 3
+    assert alert.features["subjects"][f"customer:{TARGETS[0]}"]["why"] == ["purpose_miss"]
+    assert not [a for a in run(office) if a.actor_id == "a1"]
+
+
+def test_an_alert_spends_its_evidence() -> None:
+    """One return, then nothing: one alert, not one a week for as long as it stays in the
+    window."""
+    office = Office().honest(60)
+    for day in (35, 37):
+        office.event(moment(day, 11), "a2", "get_customer_by_id", [TARGETS[0]])
+    alerts = [a for a in run(office) if a.rule == "snoop.returning"]
+    assert [(a.actor_id, day_of(a)) for a in alerts] == [("a2", 37)]
