@@ -196,8 +196,15 @@ class Detector:
                     today.novel.add(subject)
             elif last >= lately:
                 today.returning.add(subject)
-            touch(seen, key, day)
-            touch(touched, key, day)
+            # touch(seen, key, day) and touch(touched, key, day), inlined: this loop runs for
+            # every subject of every event, a page of 50 is 50 turns
+            if last != day:
+                if last is not None:
+                    del seen[key]
+                seen[key] = day
+            if touched.get(key) != day:
+                touched.pop(key, None)
+                touched[key] = day
         alerts = rules.volume(actor, today, limits, event, cfg)
         if targeted:
             looks = today.looks

@@ -16,12 +16,13 @@ import logging
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
+from psycopg.types.json import set_json_loads
 
-from querygate.audit import COLUMNS, StoredEvent
 from querygate.detect._alert import Alert, severity_rank
 from querygate.detect._detector import Detector
-from querygate.detect._event import event_from_stored
+from querygate.detect._event import EVENT_COLUMNS, event_from_row
 from querygate.detect._refresh import ListsReader
 from querygate.detect._settings import Settings, load_settings
 from querygate.detect._store import add_action, load_cursor, save_alert, save_cursor
@@ -86,9 +87,12 @@ class DetectorService:
         return bool(row and row[0])
 
     async def _follow(self, conn: psycopg.AsyncConnection[Any], pause: float) -> None:
+        """Read the log in batches: straight on while a batch comes back full (a backlog),
+        else wait ``pause`` so the next read finds many events, not one per round trip."""
+        set_json_loads(orjson.loads, conn)
         await self.catch_up(conn)
         while not self._stopping.is_set():
-            if not await self.step(conn):
+            if await self.step(conn) < BATCH:
                 await self._sleep(pause)
 
     async def _sleep(self, seconds: float) -> None:
@@ -110,11 +114,11 @@ class DetectorService:
         async with conn.transaction(), conn.cursor(name="querygate_detect_warmup") as cur:
             cur.itersize = BATCH
             await cur.execute(
-                f"SELECT {COLUMNS} FROM querygate.audit_events WHERE seq <= %s AND occurred_at "
+                f"SELECT {EVENT_COLUMNS} FROM querygate.audit_events WHERE seq <= %s AND occurred_at "
                 ">= (SELECT occurred_at FROM querygate.audit_events WHERE seq = %s) "
                 "- make_interval(days => %s) ORDER BY seq", (saved, saved, days))
             async for row in cur:
-                self.detector.feed(event_from_stored(StoredEvent(row)))
+                self.detector.feed(event_from_row(row))
         self.cursor = saved
         await save_cursor(conn, saved)
 
@@ -123,14 +127,13 @@ class DetectorService:
         if self.cursor is None:
             await self.catch_up(conn)
         await self.refresh_lists()
-        cur = await conn.execute(f"SELECT {COLUMNS} FROM querygate.audit_events WHERE seq > %s "
-                                 "ORDER BY seq LIMIT %s", (self.cursor, BATCH))
+        cur = await conn.execute(f"SELECT {EVENT_COLUMNS} FROM querygate.audit_events "
+                                 "WHERE seq > %s ORDER BY seq LIMIT %s", (self.cursor, BATCH))
         rows = await cur.fetchall()
         for row in rows:
-            stored = StoredEvent(row)
-            for alert in self.detector.feed(event_from_stored(stored)):
+            for alert in self.detector.feed(event_from_row(row)):
                 await self.raise_alert(conn, alert)
-            self.cursor = stored.seq
+            self.cursor = int(row[0])
         if rows:
             await save_cursor(conn, self.cursor or 0)
         if self.sender is not None:

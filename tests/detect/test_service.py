@@ -291,3 +291,22 @@ async def test_lists_from_sql_on_the_live_database(store: Store) -> None:
     assert lists.related("a1", None, "customer:1111") == "self"
     assert lists.related("a5", None, "customer:1111") == "colleague"
     assert lists.links["a1"] == {"customer:1111": "self"}  # the row that is no subject is skipped
+
+
+async def test_the_narrow_read_gives_the_events_the_full_read_gives(store: Store) -> None:
+    """The service reads only the columns the detector uses; each event must equal the one
+    built from the whole stored row (context flags, roles, subjects, reason included)."""
+    from querygate.audit import COLUMNS, StoredEvent
+    from querygate.detect import event_from_stored
+    from querygate.detect._event import EVENT_COLUMNS, event_from_row
+
+    lines = office_with_insiders().lines()
+    await append_all(store.gateway_url, lines)
+    async with await psycopg.AsyncConnection.connect(store.gateway_url, autocommit=True) as conn:
+        full = await (await conn.execute(
+            f"SELECT {COLUMNS} FROM querygate.audit_events ORDER BY seq")).fetchall()
+        narrow = await (await conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM querygate.audit_events ORDER BY seq")).fetchall()
+    assert len(narrow) == len(lines) > 100
+    assert [event_from_row(r) for r in narrow] == [event_from_stored(StoredEvent(r)) for r in full]
+    assert any(event_from_row(r).break_glass for r in narrow)
