@@ -27,7 +27,8 @@ from querygate.audit._archived import (
     default_cache,
     verify_files,
 )
-from querygate.audit._checkpoint import Checkpoint
+from querygate.audit._checkpoint import Checkpoint, signature_ok
+from querygate.audit._keeper import CheckpointConfig
 from querygate.audit._parquet import _ORDER, _lines, _pyarrow, is_parquet
 from querygate.audit._read import StoredEvent
 from querygate.audit._search import MAX_LIMIT, Query, search
@@ -50,6 +51,17 @@ class Archives:
         if not paths:
             return None
         return cls(tuple(paths), tuple(signed), default_cache(project))
+
+    @classmethod
+    def for_project(cls, project: Project) -> Archives | None:
+        """The project's archives with the checkpoints whose signature holds, which every
+        archive must be anchored to; None when ``audit.archives`` names none."""
+        if not archive_paths(project):
+            return None
+        config = CheckpointConfig.from_project(project)
+        public = config.verify_key()
+        signed = [c for c in config.stored() if public is not None and signature_ok(c, public)]
+        return cls.from_project(project, signed)
 
 
 def _source(archives: Sequence[Archive]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import psycopg
 
-from querygate import reports
+from querygate import audit, reports
 from querygate.cli._audit import checkpoint_config, reader_url
 from querygate.cli._common import command_help, fail, load, parse_moment, project_option, run
 from querygate.errors import QuerygateError
@@ -91,11 +91,17 @@ def subject_access(subject: str, since: str | None, until: str | None, fmt: str,
     project = load(project_dir)
     config = checkpoint_config(project)
     start, end = parse_moment(since, option="--from"), parse_moment(until, option="--to")
+    try:
+        archives = audit.Archives.for_project(project)
+    except QuerygateError as exc:
+        fail(exc.message)
+        raise
 
     async def build(conn: psycopg.AsyncConnection[Any], _: Any) -> reports.Report:
         return await reports.subject_access(conn, (kind, ident), start, end,
                                             catalog=project.catalog, config=config,
-                                            generated_by=_who(), quick=quick)
+                                            generated_by=_who(), quick=quick,
+                                            archives=archives)
 
     _produce(project, build, fmt, out)
 

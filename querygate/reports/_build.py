@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from querygate import audit
 from querygate.audit import CheckpointConfig
 from querygate.errors import BadParameters
 from querygate.project import Project
@@ -30,7 +31,8 @@ async def build(kind: str, project: Project, audit_pool: AsyncConnectionPool[Any
             if kind == "subject-access":
                 return await subject_access(conn, subjects[0], since, until,
                                             catalog=project.catalog, config=config,
-                                            generated_by=generated_by, quick=True)
+                                            generated_by=generated_by, quick=True,
+                                            archives=audit.Archives.for_project(project))
             if kind == "offboarding":
                 if not user:
                     raise BadParameters("the offboarding report needs a person's email",

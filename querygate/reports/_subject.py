@@ -77,10 +77,12 @@ def _people_section(events: list[StoredEvent]) -> Section:
 async def subject_access(conn: psycopg.AsyncConnection[Any], subject: tuple[str, str],
                          since: dt.datetime | None, until: dt.datetime | None, *,
                          catalog: Catalog, config: CheckpointConfig | None, generated_by: str,
-                         quick: bool = False) -> Report:
-    """Every access to one subject in a period: who, when, why, and which fields in clear."""
-    events = await audit.search(conn, audit.Query(subject=subject, since=since, until=until,
-                                                  limit=MAX_LIMIT))
+                         quick: bool = False, archives: audit.Archives | None = None) -> Report:
+    """Every access to one subject in a period: who, when, why, and which fields in clear;
+    from the live store and, when ``archives`` are given, the archived months too (each file
+    verified against the signed checkpoints before it answers)."""
+    events = await audit.search_everywhere(
+        conn, audit.Query(subject=subject, since=since, until=until, limit=MAX_LIMIT), archives)
     events.reverse()  # oldest first reads like a story
     people = {s.event.actor_email or s.event.actor_id for s in events}
     return Report(
