@@ -7,8 +7,6 @@ The database assigns each event's place (seq, prev_hash, hash) under the head's 
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +14,6 @@ import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from querygate.audit import _arrays as arrays
 from querygate.audit._event import AuditEvent, canonical, encode
 from querygate.errors import AuditUnavailable
 
@@ -30,61 +27,56 @@ class Receipt:
     hash: str
 
 
-_APPEND = """
-SELECT seq, hash FROM querygate.audit_append(
-    %b::uuid[], %b::timestamptz[], %b::text[], %b::text[], %b::jsonb[], %b::text[], %b::json[],
-    %b::text[], %b::text[], %b::text[], %b::integer[], %b::json[], %b::json[], %b::text[],
-    %b::bigint[], %b::json[], %b::text[], %b::bytea[])
-"""
+_APPEND = "SELECT seq, hash FROM querygate.audit_append(%s::json)"
 
 
-def _dumps(value: object) -> bytes:
-    """orjson for speed; the standard library for what orjson refuses (integers past 64 bits)."""
+def encode_event(event: AuditEvent) -> bytes:
+    """One event as a JSON object of ``querygate.audit_input``: its columns, the hashed
+    documents embedded as their canonical bytes (which the server's ``json`` columns keep
+    exactly), and their hash. An event that cannot be stored (a float, a lone surrogate, a NUL
+    in a text column, an integer past 64 bits) raises psycopg.DataError here, before anything
+    is sent, and fails alone."""
     try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
-
-
-def _columns(events: list[AuditEvent]) -> list[arrays.BinaryArray]:
-    """The batch as one binary array per column, in event order; each content encoded once.
-
-    The hashed documents (parameters, fields, subjects, context) go as their canonical text,
-    which the ``json`` columns keep as given: the server then renders the hashed bytes."""
-    contents = [event.content() for event in events]
-    try:
-        return [
-            arrays.uuids([e.event_id for e in events]),
-            arrays.timestamps([e.occurred_at for e in events]),
-            arrays.texts([e.actor_id for e in events]),
-            arrays.texts([e.actor_email for e in events]),
-            arrays.jsonbs([_dumps(c["actor_roles"]) for c in contents]),
-            arrays.texts([e.function_name for e in events]),
-            arrays.jsons([encode(c["parameters"]) for c in contents]),
-            arrays.texts([e.decision for e in events]),
-            arrays.texts([e.reason for e in events]),
-            arrays.texts([e.error_code for e in events]),
-            arrays.int4s([e.rows_returned for e in events]),
-            arrays.jsons([encode(c["fields"]) for c in contents]),
-            arrays.jsons([encode(c["subjects"]) for c in contents]),
-            arrays.texts([e.client_addr for e in events]),
-            arrays.int8s([e.duration_us for e in events]),
-            arrays.jsons([encode(c["context"]) for c in contents]),
-            arrays.texts([e.policy_version for e in events]),
-            arrays.byteas([hashlib.sha256(canonical(c)).digest() for c in contents]),
-        ]
-    except (TypeError, ValueError, struct.error) as exc:  # a float, a lone surrogate: fail closed
+        content = event.content()
+        texts = (event.actor_id, event.actor_email, event.function_name, event.decision,
+                 event.reason, event.error_code, event.client_addr, event.policy_version,
+                 *event.actor_roles)
+        if any("\x00" in text for text in texts if text):
+            raise ValueError("PostgreSQL text cannot hold NUL")
+        return orjson.dumps({
+            "event_id": content["event_id"], "occurred_at": content["occurred_at"],
+            "actor_id": event.actor_id, "actor_email": event.actor_email,
+            "actor_roles": content["actor_roles"], "function_name": event.function_name,
+            "parameters": orjson.Fragment(encode(content["parameters"])),
+            "decision": event.decision, "reason": event.reason, "error_code": event.error_code,
+            "rows_returned": event.rows_returned,
+            "fields": orjson.Fragment(encode(content["fields"])),
+            "subjects": orjson.Fragment(encode(content["subjects"])),
+            "client_addr": event.client_addr, "duration_us": event.duration_us,
+            "context": orjson.Fragment(encode(content["context"])),
+            "policy_version": event.policy_version,
+            "content_hash": "\\x" + hashlib.sha256(canonical(content)).hexdigest(),
+        })
+    except (TypeError, ValueError) as exc:  # orjson's errors are both
         raise psycopg.DataError(f"an audit event could not be encoded ({type(exc).__name__})") \
             from None
+
+
+async def append_encoded(conn: psycopg.AsyncConnection[Any],
+                         documents: list[bytes]) -> list[tuple[int, str]]:
+    """Events already encoded (``encode_event``), in one statement and one transaction: each
+    one's place in the chain (seq, hash as hex), in order."""
+    batch = b"[" + b",".join(documents) + b"]"
+    cur = await conn.execute(_APPEND, (batch.decode(),), prepare=True)
+    return [(int(seq), bytes(digest).hex()) for seq, digest in await cur.fetchall()]
 
 
 async def append_batch(conn: psycopg.AsyncConnection[Any],
                        events: list[AuditEvent]) -> list[Receipt]:
     """One statement, one transaction: the events placed in order, each with its receipt."""
-    cur = await conn.execute(_APPEND, _columns(events))  # %b: binary arrays, no escaping
-    rows = await cur.fetchall()
-    return [Receipt(str(e.event_id), int(r[0]), bytes(r[1]).hex())
-            for e, r in zip(events, rows, strict=True)]
+    places = await append_encoded(conn, [encode_event(event) for event in events])
+    return [Receipt(str(e.event_id), seq, digest)
+            for e, (seq, digest) in zip(events, places, strict=True)]
 
 
 async def configure_audit_connection(conn: psycopg.AsyncConnection[Any], *, timeout_ms: int) -> None:

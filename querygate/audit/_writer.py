@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from querygate import metrics
 from querygate.audit._event import AuditEvent
-from querygate.audit._store import Receipt, append_batch
+from querygate.audit._store import Receipt, append_encoded, encode_event
 from querygate.errors import AuditUnavailable
 
 _Pending = tuple[AuditEvent, "asyncio.Future[Receipt]"]
@@ -93,8 +93,11 @@ class GroupWriter:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
+        batch, documents = _encoded(batch)
+        if not batch:
+            return
         try:
-            receipts = await self._write([event for event, _ in batch])
+            places = await self._write(documents)
         except Exception as exc:  # every call in the batch fails closed; the writer goes on
             metrics.observe_batch(len(batch), time.perf_counter() - started, written=False)
             if not isinstance(exc, PoolTimeout | psycopg.Error | OSError):
@@ -106,11 +109,27 @@ class GroupWriter:
                     future.set_exception(failure)
             return
         metrics.observe_batch(len(batch), time.perf_counter() - started, written=True)
-        for (_, future), receipt in zip(batch, receipts, strict=True):
+        for (event, future), (seq, digest) in zip(batch, places, strict=True):
             if not future.done():
-                future.set_result(receipt)
+                future.set_result(Receipt(str(event.event_id), seq, digest))
 
-    async def _write(self, events: list[AuditEvent]) -> list[Receipt]:
+    async def _write(self, documents: list[bytes]) -> list[tuple[int, str]]:
         """The whole batch in one statement: one transaction, one commit."""
         async with self.pool.connection(timeout=self.timeout_s) as conn:
-            return await append_batch(conn, events)
+            return await append_encoded(conn, documents)
+
+
+def _encoded(batch: list[_Pending]) -> tuple[list[_Pending], list[bytes]]:
+    """The batch's events encoded; an event that cannot be fails its own call alone, closed."""
+    kept: list[_Pending] = []
+    documents: list[bytes] = []
+    for event, future in batch:
+        try:
+            documents.append(encode_event(event))
+        except psycopg.DataError as exc:
+            if not future.done():
+                future.set_exception(AuditUnavailable(
+                    f"the audit store could not record this call, so no data was returned ({exc})"))
+            continue
+        kept.append((event, future))
+    return kept, documents

@@ -75,43 +75,66 @@ DROP FUNCTION IF EXISTS querygate.audit_append(uuid[], timestamptz[], text[], te
     jsonb[], text[], bytea[]);
 DROP FUNCTION IF EXISTS querygate.audit_link(bytea, timestamptz, jsonb);
 
+-- Stores made before the batch became one JSON document had this overload (a binary array per
+-- column); the one below replaces it.
+DROP FUNCTION IF EXISTS querygate.audit_append(uuid[], timestamptz[], text[], text[], jsonb[],
+    text[], json[], text[], text[], text[], integer[], json[], json[], text[], bigint[], json[],
+    text[], bytea[]);
+
+-- One event of a batch as the writer sends it: the columns it chooses (never seq or the chain).
+DO $$
+BEGIN
+    CREATE TYPE querygate.audit_input AS (
+        event_id uuid, occurred_at timestamptz, actor_id text, actor_email text,
+        actor_roles text[], function_name text, parameters json, decision text, reason text,
+        error_code text, rows_returned integer, fields json, subjects json, client_addr text,
+        duration_us bigint, context json, policy_version text, content_hash bytea);
+EXCEPTION WHEN duplicate_object THEN NULL;
+END
+$$;
+
 -- Appending: querygate.audit_append is the only way the gateway writes (it holds EXECUTE on it,
--- no INSERT on any audit table). Under the head's row lock it gives each event of a batch its
--- sequence number and chain link, inserts the events and their subject index rows set-wise,
--- and moves the head once: gapless, one head, and the writer chooses neither.
+-- no INSERT on any audit table). It takes a batch as one JSON array of events (one parameter,
+-- so a lone event costs the writer one small document, not eighteen arrays). The four hashed
+-- documents arrive as JSON values inside it and `json` columns keep their text exactly as
+-- sent; the content constraint checks every row against its content_hash. Under the head's
+-- row lock it gives each event its sequence number and chain link, inserts the events and
+-- their subject index rows set-wise, and moves the head once: gapless, one head, and the
+-- writer chooses neither.
 -- Its statements keep one generic plan per session (a custom plan, which the batch size made
 -- look cheaper, was planned anew on every call), and the subject index's DISTINCT sorts: the
 -- generic plan's row estimate (1,000 events of 100 subjects) made a hashed DISTINCT allocate
 -- and scan a table of 100,000 buckets for the few rows of a batch.
-CREATE OR REPLACE FUNCTION querygate.audit_append(
-    p_event_id uuid[], p_occurred_at timestamptz[], p_actor_id text[], p_actor_email text[],
-    p_actor_roles jsonb[], p_function_name text[], p_parameters json[], p_decision text[],
-    p_reason text[], p_error_code text[], p_rows_returned integer[], p_fields json[],
-    p_subjects json[], p_client_addr text[], p_duration_us bigint[], p_context json[],
-    p_policy_version text[], p_content_hash bytea[])
+CREATE OR REPLACE FUNCTION querygate.audit_append(p_events json)
 RETURNS TABLE (seq bigint, hash bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET enable_hashagg = off AS $$
 DECLARE
-    n integer := coalesce(cardinality(p_event_id), 0);
+    evs querygate.audit_input[];
+    n integer;
     head_seq bigint;
     head_hash bytea;
     seqs bigint[] := '{}';
     prevs bytea[] := '{}';
     hashes bytea[] := '{}';
 BEGIN
+    IF p_events IS NULL OR json_typeof(p_events) <> 'array' THEN
+        RAISE EXCEPTION 'querygate audit: a batch is a JSON array of events';
+    END IF;
+    evs := ARRAY(SELECT e FROM json_populate_recordset(NULL::querygate.audit_input, p_events) e);
+    n := coalesce(cardinality(evs), 0);
     IF n = 0 OR n > 10000 THEN
         RAISE EXCEPTION 'querygate audit: a batch holds 1 to 10000 events';
     END IF;
     SELECT h.seq, h.hash INTO head_seq, head_hash
     FROM querygate.audit_head h WHERE h.id = 1 FOR UPDATE;
     FOR i IN 1 .. n LOOP
-        IF p_content_hash[i] IS NULL OR length(p_content_hash[i]) <> 32 THEN
+        IF evs[i].content_hash IS NULL OR length(evs[i].content_hash) <> 32 THEN
             RAISE EXCEPTION 'querygate audit: content_hash must be 32 bytes';
         END IF;
         prevs[i] := head_hash;
         head_seq := head_seq + 1;
-        head_hash := sha256(head_hash || int8send(head_seq) || p_content_hash[i]);
+        head_hash := sha256(head_hash || int8send(head_seq) || evs[i].content_hash);
         seqs[i] := head_seq;
         hashes[i] := head_hash;
     END LOOP;
@@ -119,15 +142,16 @@ BEGIN
         seq, event_id, occurred_at, actor_id, actor_email, actor_roles, function_name,
         parameters, decision, reason, error_code, rows_returned, fields, subjects, client_addr,
         duration_us, context, policy_version, content_hash, prev_hash, hash)
-    SELECT seqs[i], p_event_id[i], p_occurred_at[i], p_actor_id[i], p_actor_email[i],
-           ARRAY(SELECT jsonb_array_elements_text(p_actor_roles[i])), p_function_name[i],
-           p_parameters[i], p_decision[i], p_reason[i], p_error_code[i], p_rows_returned[i],
-           p_fields[i], p_subjects[i], p_client_addr[i], p_duration_us[i], p_context[i],
-           p_policy_version[i], p_content_hash[i], prevs[i], hashes[i]
-    FROM generate_series(1, n) AS i;
+    SELECT seqs[e.i], e.event_id, e.occurred_at, e.actor_id, e.actor_email,
+           coalesce(e.actor_roles, '{}'), e.function_name, e.parameters, e.decision, e.reason,
+           e.error_code, e.rows_returned, e.fields, e.subjects, e.client_addr, e.duration_us,
+           e.context, e.policy_version, e.content_hash, prevs[e.i], hashes[e.i]
+    FROM unnest(evs) WITH ORDINALITY AS e(event_id, occurred_at, actor_id, actor_email,
+        actor_roles, function_name, parameters, decision, reason, error_code, rows_returned,
+        fields, subjects, client_addr, duration_us, context, policy_version, content_hash, i);
     INSERT INTO querygate.audit_subjects (subject_type, subject_id, occurred_at, seq)
-    SELECT DISTINCT s ->> 'type', s ->> 'id', p_occurred_at[i], seqs[i]
-    FROM generate_series(1, n) AS i, json_array_elements(p_subjects[i]) AS s
+    SELECT DISTINCT s ->> 'type', s ->> 'id', evs[i].occurred_at, seqs[i]
+    FROM generate_series(1, n) AS i, json_array_elements(evs[i].subjects) AS s
     WHERE s ->> 'type' IS NOT NULL AND s ->> 'id' IS NOT NULL;
     UPDATE querygate.audit_head SET seq = head_seq, hash = head_hash WHERE id = 1;
     RETURN QUERY SELECT seqs[i], hashes[i] FROM generate_series(1, n) AS i ORDER BY i;

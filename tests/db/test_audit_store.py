@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from querygate import audit
 from querygate.audit import COLUMNS, AuditEvent
-from querygate.audit._store import append_batch
+from querygate.audit._store import append_batch, encode_event
 from querygate.errors import AuditUnavailable
 from querygate.execute import audit_pool
 from querygate.settings import Settings
@@ -112,6 +114,28 @@ async def test_triggers_hold_against_a_superuser_in_replica_mode(store: Store,
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
             conn.execute(statement.encode())
     assert (await verify(store.gateway_url)).checked == 2
+
+
+async def test_audit_append_takes_only_the_content_of_well_formed_events(store: Store) -> None:
+    """The gateway's one way in, called by hand as the gateway's role: places it claims are
+    ignored, content that does not hash to its content_hash is refused, and a batch that is not
+    a JSON array of 1 to 10000 events is refused; nothing refused is written."""
+    await append_many(store, 1)
+    document = orjson.loads(encode_event(event(5)))
+    claimed = {**document, "seq": 999, "prev_hash": "\\x00", "hash": "\\x00"}
+    forged = {**document, "event_id": str(uuid.uuid4()), "reason": "edited after hashing"}
+    append = "SELECT seq, hash FROM querygate.audit_append(%s::json)"
+    with psycopg.connect(store.gateway_url, autocommit=True) as conn:
+        row = conn.execute(append, (orjson.dumps([claimed]).decode(),)).fetchone()
+        assert row is not None and row[0] == 2
+        for bad, refusal in [([forged], psycopg.errors.CheckViolation),
+                             (document, psycopg.errors.RaiseException),
+                             ([], psycopg.errors.RaiseException)]:
+            with pytest.raises(refusal):
+                conn.execute(append, (orjson.dumps(bad).decode(),))
+        count = conn.execute("SELECT count(*) FROM querygate.audit_events").fetchone()
+    assert count == (2,)
+    assert (await verify(store.gateway_url)).ok
 
 
 async def test_the_writer_cannot_choose_its_place_in_the_chain(store: Store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 
@@ -71,11 +72,11 @@ class _Flaky(GroupWriter):
 
     batches = 0
 
-    async def _write(self, events: list[audit.AuditEvent]) -> list[audit.Receipt]:
+    async def _write(self, documents: list[bytes]) -> list[tuple[int, str]]:
         self.batches += 1
         if self.batches == 2:
             raise RuntimeError("unforeseen")
-        return await super()._write(events)
+        return await super()._write(documents)
 
 
 async def test_an_unforeseen_fault_fails_its_batch_and_the_writer_goes_on(store: Store) -> None:
@@ -85,3 +86,21 @@ async def test_an_unforeseen_fault_fails_its_batch_and_the_writer_goes_on(store:
             await writer.append(event(1))
         after = await writer.append(event(2))
     assert (first.seq, after.seq) == (1, 2)  # nothing of the failed batch reached the log
+
+
+async def test_an_event_that_cannot_be_stored_fails_alone_not_its_batch(store: Store) -> None:
+    """A NUL in a caller's reason (PostgreSQL text cannot hold it) or a float in its parameters
+    fails that call, closed; the calls batched with it are written."""
+    bad = [dataclasses.replace(event(1), reason="a\x00b"),
+           dataclasses.replace(event(2), parameters={"x": 1.5})]
+    async with running(store, size=2, timeout_s=10) as writer:
+        results = await asyncio.gather(*(writer.append(e) for e in [event(0), *bad, event(3)]),
+                                       return_exceptions=True)
+    assert isinstance(results[1], AuditUnavailable) and isinstance(results[2], AuditUnavailable)
+    assert "a\x00b" not in str(results[1]) and "1.5" not in str(results[2])
+    kept = [r for r in results if isinstance(r, audit.Receipt)]
+    assert sorted(r.seq for r in kept) == [1, 2]
+    with psycopg.connect(store.admin_url) as conn:
+        rows = conn.execute("SELECT parameters::text FROM querygate.audit_events ORDER BY seq"
+                            ).fetchall()
+    assert rows == [('{"n":0}',), ('{"n":3}',)]
