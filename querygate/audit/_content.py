@@ -12,8 +12,10 @@ hashed. One rendering serves two uses:
 - The *deep* walk, which renders every event on the server and hashes it in the verifier: for
   stores whose structure does not hold, and on demand (``audit verify --deep``).
 
-The function body is written with schema-qualified functions and ``concat`` (no operators), so
-no search_path a session sets can change what it computes; it is inlined into the constraint.
+The function body is written with schema-qualified functions and types (no operators), so no
+search_path a session sets can change what it computes; it is inlined into the constraint. It
+renders with ``row_to_json`` over ``querygate.audit_canonical`` (half the database's CPU of one
+``concat`` per field); the deep walk renders with ``concat`` and depends on no type.
 """
 
 from __future__ import annotations
@@ -58,12 +60,42 @@ def rendering(prefix: str = "") -> str:
     return "pg_catalog.concat(" + ", ".join(parts) + ")"
 
 
-FUNCTION_BODY = f"SELECT pg_catalog.sha256(pg_catalog.convert_to({rendering()}, 'UTF8'))"
+# The constraint's function renders the same bytes more cheaply (about half the database's CPU
+# per event): one ``row_to_json`` over a composite type whose attributes are the hashed fields in
+# canonical order, which writes each value as ``to_json`` does and the separators compactly.
+# The type is part of what the constraint vouches with, so ``structure_problem`` checks it too;
+# the deep walk keeps ``rendering()``, which depends on nothing an owner can redefine.
+CANONICAL_TYPE = "querygate.audit_canonical"
+_TYPE_ATTRIBUTES = (*((name, "text" if kind == "timestamptz" else kind) for name, kind in FIELDS),
+                    ("v", "integer"))
+_ROW = ", ".join([_RENDER["timestamptz"][1].format(name) if kind == "timestamptz" else name
+                  for name, kind in FIELDS] + [str(ENCODING_VERSION)])
+FUNCTION_BODY = ("SELECT pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.row_to_json("
+                 f"ROW({_ROW})::{CANONICAL_TYPE})::text, 'UTF8'))")
 _SIGNATURE = ", ".join(kind for _, kind in FIELDS)
 _ARGUMENTS = ", ".join(f"{name} {kind}" for name, kind in FIELDS)
+_TYPE_DEFINITION = ", ".join(f"{name} {kind}" for name, kind in _TYPE_ATTRIBUTES)
+_TYPE_STATE = """
+SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = (SELECT t.typrelid FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(%s))
+  AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
 # What pg_get_constraintdef shows for the constraint with search_path = pg_catalog.
 EXPECTED_DEFINITION = (f"CHECK (COALESCE(({FUNCTION}({', '.join(COLUMN_NAMES)}) = content_hash), "
                        "false))")
+
+
+def _canonical_type(conn: psycopg.Connection[Any]) -> list[str]:
+    """The composite type the function renders with, created or put back as this build has it."""
+    found = [tuple(row) for row in conn.execute(_TYPE_STATE, (CANONICAL_TYPE,)).fetchall()]
+    if found == list(_TYPE_ATTRIBUTES):
+        return []
+    done = []
+    if conn.execute("SELECT pg_catalog.to_regtype(%s)", (CANONICAL_TYPE,)).fetchone() != (None,):
+        conn.execute(f"DROP TYPE {CANONICAL_TYPE}")
+        done.append(f"put back {CANONICAL_TYPE}, which had been changed")
+    conn.execute(f"CREATE TYPE {CANONICAL_TYPE} AS ({_TYPE_DEFINITION})")
+    return done
 
 
 def install(conn: psycopg.Connection[Any]) -> list[str]:
@@ -71,21 +103,22 @@ def install(conn: psycopg.Connection[Any]) -> list[str]:
     ``NOT VALID`` (new rows are held to it at once); run as the owner role inside setup's
     transaction. ``validate`` then checks the rows already there, in a transaction of its
     own. Returns what was done, for setup to print."""
+    done = _canonical_type(conn)
     conn.execute(f"CREATE OR REPLACE FUNCTION {FUNCTION}({_ARGUMENTS}) RETURNS bytea "
                  f"LANGUAGE sql STABLE PARALLEL SAFE AS $querygate${FUNCTION_BODY}$querygate$")
     if _validated(conn) is not None:
-        return []
+        return done
     kinds = conn.execute(
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
         "'querygate.audit_events'::regclass AND attname = ANY(%s)",
         (["parameters", "fields", "subjects", "context"],)).fetchall()
     if any(kind != "json" for _, kind in kinds):
-        return ["left the audit log without its content constraint: its documents are jsonb (a "
-                "store from before the json layout), so `audit verify` walks it in full"]
+        return [*done, "left the audit log without its content constraint: its documents are "
+                "jsonb (a store from before the json layout), so `audit verify` walks it in full"]
     columns = ", ".join(COLUMN_NAMES)
     conn.execute(f"ALTER TABLE querygate.audit_events ADD CONSTRAINT {CONSTRAINT} CHECK "
                  f"(coalesce({FUNCTION}({columns}) = content_hash, false)) NOT VALID")
-    return [f"added {CONSTRAINT}: every new audit event must hash to its content_hash"]
+    return [*done, f"added {CONSTRAINT}: every new audit event must hash to its content_hash"]
 
 
 def validate(conn: psycopg.Connection[Any]) -> list[str]:
@@ -140,6 +173,9 @@ async def structure_problem(conn: psycopg.AsyncConnection[Any]) -> str | None:
     body, definer, unset, language = function
     if body != FUNCTION_BODY or definer or not unset or language != "sql":
         return f"the function {FUNCTION} was changed"
+    cur = await conn.execute(_TYPE_STATE, (CANONICAL_TYPE,))
+    if [tuple(row) for row in await cur.fetchall()] != list(_TYPE_ATTRIBUTES):
+        return f"the type {CANONICAL_TYPE} that {FUNCTION} renders with is missing or was changed"
     cur = await conn.execute(_PARTS)
     expected_depends = [await _regprocedure(conn, procedure)]
     for table, validated, definition, depends in await cur.fetchall():

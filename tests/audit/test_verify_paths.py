@@ -142,6 +142,24 @@ async def test_a_changed_function_sends_the_walk_deep(log: Log) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_changed_canonical_type_sends_the_walk_deep_and_setup_puts_it_back(
+        log: Log) -> None:
+    """The constraint's function renders through querygate.audit_canonical: an owner who drops
+    a field from that type (so edits to it would no longer count) leaves a constraint that no
+    longer vouches for the content. Verify walks deep; setup restores the type."""
+    await append(log.gateway_url, [event(n) for n in range(1, 4)])
+    tamper(log.admin_url, "ALTER TYPE querygate.audit_canonical DROP ATTRIBUTE reason")
+    result = await verify(log)
+    assert result.ok and result.checked == 3 and result.walk == "deep"
+    assert "querygate.audit_canonical" in (result.structure or "")
+    done = setup_database(log.admin_url)
+    assert any("put back querygate.audit_canonical" in line for line in done), done
+    await append(log.gateway_url, [event(4)])
+    again = await verify(log)
+    assert again.ok and again.checked == 4 and again.walk == "fast", again.structure
+
+
+@pytest.mark.anyio
 async def test_setup_again_keeps_an_edited_log_walked_in_full(log: Log) -> None:
     """`querygate setup` puts the constraint back but cannot validate it over an edited row;
     it says so, and verify still names the event."""
