@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg.rows import class_row
 
 from querygate.errors import IdentityError, NotAuthenticated
@@ -130,7 +133,7 @@ SELECT t.token_hash, u.id, u.email, u.kind, u.roles, t.id, {_ACTIVE_GRANTS},
        p.id, p.email, p.roles, p.status
 FROM querygate.tokens t JOIN querygate.users u ON u.id = t.user_id
 LEFT JOIN querygate.users p ON p.id = t.on_behalf_of
-WHERE t.token_hash = ANY(%s) AND t.revoked_at IS NULL
+WHERE t.token_hash = ANY(%b) AND t.revoked_at IS NULL
   AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.status = 'active'
 """
 MALFORMED = "missing or malformed token; send Authorization: Bearer qg_…"
@@ -151,8 +154,34 @@ async def authenticate(conn: psycopg.AsyncConnection[Any], token: str | None) ->
 async def look_up(conn: psycopg.AsyncConnection[Any],
                   digests: Sequence[bytes]) -> dict[bytes, tuple[Any, ...]]:
     """The directory's rows for the tokens (by hash) that are valid now, in one statement."""
-    cur = await conn.execute(_AUTHENTICATE, (list(digests),))
+    cur = await conn.execute(_AUTHENTICATE, (_Digests(digests),))
     return {bytes(row[0]): row[1:] for row in await cur.fetchall()}
+
+
+class _Digests:
+    """Token hashes as a ``bytea[]`` in PostgreSQL's binary array layout, built directly: for
+    the one or few hashes of a check, psycopg's list dumper (finding the element type, then a
+    dumper per element) cost a quarter of the check's CPU on the gateway."""
+
+    __slots__ = ("data",)
+    _HEADER = struct.Struct("!iiIii")  # dimensions, has nulls, element oid, length, lower bound
+
+    def __init__(self, digests: Sequence[bytes]) -> None:
+        parts = [self._HEADER.pack(1, 0, 17, len(digests), 1)]
+        for digest in digests:
+            parts += [len(digest).to_bytes(4, "big"), digest]
+        self.data = b"".join(parts)
+
+
+class _DigestsDumper(Dumper):
+    format = Format.BINARY
+    oid = 1001  # bytea[]
+
+    def dump(self, obj: _Digests) -> bytes:
+        return obj.data
+
+
+psycopg.adapters.register_dumper(_Digests, _DigestsDumper)
 
 
 def identity_from_row(row: tuple[Any, ...]) -> Identity:
