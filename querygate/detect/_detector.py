@@ -221,6 +221,11 @@ class Detector:
                         and limits is not _NEVER and subject not in today.listed \
                         and not readers.others(hash(subject), who, lately):
                     alerts += lookup.returning_now(actor, today, subject, workflow, event, cfg)
+            else:  # a search that found a few: a partial look at each (``_snoop``)
+                among, n = today.among, len(event.subjects)
+                for subject in event.subjects:
+                    if among.get(subject, n) >= n:
+                        among[subject] = n
         else:
             today.listed.update(event.subjects)
         if targeted:

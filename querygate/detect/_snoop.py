@@ -11,8 +11,12 @@ its first day, through the person's workflow where they have one. Where peers
 give no reasons, a look through the person's workflow is worked. A purpose
 miss is never worked.
 
-Only subjects looked up alone in a call count (a search that returned a few is
-not a look at each). Every day an unworked subject comes back is one *return*. Returns add up over
+A subject looked up alone in a call is looked at. One that a search returned
+among a few others (at most ``targeted_max``) was perhaps looked at: that day
+counts ``1/n`` of a return (``n`` the subjects returned), and only for a subject
+the person also looked up alone without work in the window, the one they keep
+coming back to. Every day an unworked subject comes back is one *return*; the
+first day, alone or among others, is where it starts. Returns add up over
 ``snoop_window`` days (they do not reset each day), and ``snoop.returning``
 fires when they reach the person's bar: ``snoop_floor``, or a ``snoop_tail``
 Poisson tail of their own returns before the baseline lag (a relationship
@@ -29,7 +33,7 @@ from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._event import Event
 from querygate.detect._rules import MAX_REFS, date_of, fire, may, poisson_tail
-from querygate.detect._state import Actor, Group, Readers, Today, Workflow
+from querygate.detect._state import Actor, Group, Look, Readers, Today, Workflow
 from querygate.detect._watch import Lists
 
 MATCH, MISS, COLLEAGUE, OWN = 1, 2, 4, 8  # what a day's look-ups of a subject carried
@@ -70,14 +74,30 @@ def _weights(counted: dict[str, str]) -> float:
     return sum(weight(why) for why in counted.values())
 
 
+def reached(returns: float, bar: float) -> bool:
+    """Returns at the bar (thirds from searches add up to whole returns)."""
+    return returns >= bar - 1e-9
+
+
+def returning(days: list[Look]) -> bool:
+    """Whether a subject's unworked days make returns: more than one, and looked up alone on
+    one of them at least (a subject only ever returned by searches among others is not one
+    the person is shown to come back to: a queue of three, listed every day, is not)."""
+    return len(days) > 1 and any(d[4] == 1 for d in days)
+
+
 def evidence(actor: Actor, *, fresh: bool = True) -> float:
     """Returns in the window: every unworked day of a subject after its first, weighted by
-    its cause (a look without a purpose counts more than a look off the workflow). ``fresh``:
-    only those after the person's last ``snoop.returning``; an alert spends what it reported,
-    and the next one needs returns of its own."""
+    its cause (a look without a purpose counts more than a look off the workflow), and by
+    ``1/n`` for a day it only came back among ``n`` in a search. ``fresh``: only those after
+    the person's last ``snoop.returning``; an alert spends what it reported, and the next one
+    needs returns of its own."""
     after = actor.reported if fresh else -1
-    return sum(weight(d[3]) for days in actor.attention.values() for d in days[1:]
-               if d[0] > after)
+    total = 0.0
+    for days in actor.attention.values():
+        if returning(days):
+            total += sum(weight(d[3]) / d[4] for d in days[1:] if d[0] > after)
+    return total
 
 
 def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopDay:
@@ -128,7 +148,7 @@ def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str
         if why is not None and subject not in today.listed and \
                 (why == "purpose_miss" or not readers.others(hash(subject), actor.id, lately)):
             sd.counted[subject] = why
-            if sd.evidence + _weights(sd.counted) >= sd.bar and \
+            if reached(sd.evidence + _weights(sd.counted), sd.bar) and \
                     may(actor, "snoop.returning", today.day, cfg):
                 alerts.append(_alert(actor, today, event, sd, cfg, now=subject))
     return alerts
@@ -181,25 +201,27 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
     expects = group.expects_reasons(cfg.reason_coverage)
     specific = expects and group.reasons_are_specific(cfg.mismatch_share)
     used = _functions(today) if usual else {}
-    returns, fresh = 0.0, 0
+    before, fresh = evidence(actor, fresh=False), 0
     for subject in today.targeted:
         prior = actor.visits.pop(subject, None)
         given = sd.reasons.get(subject, set())
         bits = sd.flags.get(subject, 0)
-        if subject in today.solo and subject not in today.listed and \
+        among = 1 if subject in today.solo else today.among.get(subject, 0)
+        if among and subject not in today.listed and \
                 (_missed(bits) or not readers.others(hash(subject), actor.id, since)):
             why = _unworked(bits, given, prior, subject in actor.attention,
                             expects, specific, usual, used.get(subject, ()))
             if why is not None:
                 days = actor.attention.setdefault(subject, [])
-                days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why))
-                returns += weight(why) if len(days) > 1 else 0.0
+                days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why,
+                             among))
                 fresh += len(days) == 1
         kept = tuple(given | set(prior[1])) if prior else tuple(given)
         actor.visits[subject] = (day, kept[:MAX_REASONS])
     alerts: list[Alert] = []
+    returns = evidence(actor, fresh=False) - before  # today's, and earlier searches it confirmed
     total = evidence(actor)
-    if total >= sd.bar and may(actor, "snoop.returning", day, cfg):
+    if reached(total, sd.bar) and may(actor, "snoop.returning", day, cfg):
         sd.evidence, sd.counted = total, {}
         alerts.append(_alert(actor, today, event, sd, cfg))
     return (returns, fresh), alerts
@@ -249,9 +271,9 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
     """The alert, with each returning subject's days and why no work explains them; ``now``
     is the subject whose look-up reached the bar during the day."""
     during = sd.counted if now else {}
-    back = {s: days for s, days in actor.attention.items() if len(days) > 1 or s in during}
+    back = {s: days for s, days in actor.attention.items() if returning(days) or s in during}
     actor.reported = today.day
-    total = evidence(actor, fresh=False) + (_weights(during) if now else 0.0)
+    total = round(evidence(actor, fresh=False) + (_weights(during) if now else 0.0), 2)
     detail: dict[str, dict[str, object]] = {}
     whys: set[str] = set()
     for subject, days in sorted(back.items(), key=lambda item: -len(item[1]))[:MAX_REFS]:
@@ -262,6 +284,9 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
         detail[subject] = {"days": [date_of(d[0]) for d in days] +
                            ([date_of(today.day)] if subject in during else []),
                            "lookups": sum(d[1] for d in days), "why": sorted(why)}
+        searched = [date_of(d[0]) for d in days if d[4] > 1]
+        if searched:
+            detail[subject]["among_others"] = searched  # only in a search that found a few
     words = "; ".join(WHY[w] for w in sorted(whys))
     names = ", ".join(list(detail)[:5])
     return fire(actor, "snoop.returning", "medium", event, today.day,
