@@ -11,11 +11,11 @@ its first day, through the person's workflow where they have one. Where peers
 give no reasons, a look through the person's workflow is worked. A purpose
 miss is never worked.
 
-A subject looked up alone in a call is looked at. One that a search returned
-among a few others (at most ``targeted_max``) was perhaps looked at: that day
-counts ``1/n`` of a return (``n`` the subjects returned), and only for a subject
-the person also looked up alone without work in the window, the one they keep
-coming back to. Every day an unworked subject comes back is one *return*; the
+A subject looked up alone in a call is looked at. One that a search with no
+reason (or no purpose) returned among a few others (at most ``targeted_max``)
+was perhaps looked at: that day counts ``1/n`` of a return (``n`` the subjects
+returned), and only for a subject the person also looked up alone without work
+in the window, the one they keep coming back to. Every day an unworked subject comes back is one *return*; the
 first day, alone or among others, is where it starts. Returns add up over
 ``snoop_window`` days (they do not reset each day), and ``snoop.returning``
 fires when they reach the person's bar: ``snoop_floor``, or a ``snoop_tail``
@@ -41,6 +41,10 @@ MAX_REASONS = 4  # reasons remembered per subject and person
 STRONG = frozenset({"purpose_miss", "no_reason", "reason_elsewhere"})
 """Causes read from purpose: a return with one counts 1; from shape alone, ``WEAK``."""
 WEAK = 0.5
+FOUND = frozenset({"purpose_miss", "no_reason"})
+"""The causes with which a search that found a subject among others counts for it: no reason
+where peers give one, or no purpose. A reason explains the search (a ticket's customer looked
+for by name), and the others it found came with it."""
 WHY = {
     "purpose_miss": "the purpose check found no purpose",
     "no_reason": "no reason",
@@ -103,7 +107,9 @@ def evidence(actor: Actor, *, fresh: bool = True) -> float:
 def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopDay:
     """Today's bar, from the person's own days before the baseline lag: the returns they
     made, and the returns their unworked look-ups would make by chance among the subjects
-    their peers touch (``U² / 2N``: many unworked look-ups among few people meet again)."""
+    their peers touch (``U² / 2N``: many unworked look-ups among few people meet again),
+    with ``U·S / N`` for the ``S`` subjects their searches found among others (a look-up
+    alone that meets one of them makes a return; two searches that meet make none)."""
     hist = list(actor.history)
     older = hist[:-cfg.baseline_lag] if cfg.baseline_lag else hist
     if len(older) < cfg.min_history_days:
@@ -111,12 +117,14 @@ def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopD
     daily = sum(s.r for s in older) / len(older)
     active = 1 + sum(1 for s in hist if s.day > day - cfg.snoop_window)
     unworked = sum(s.a for s in older) / len(older) * active
-    chance = unworked * unworked / (2 * max(len(group.touched), 1))
+    searched = sum(s.p for s in older) / len(older) * active
+    chance = unworked * (unworked / 2 + searched) / max(len(group.touched), 1)
     expected = daily * active + chance
     bar = max(float(cfg.snoop_floor), poisson_tail(expected, cfg.snoop_tail))
     return SnoopDay(bar, evidence(actor), {
         "own_days": len(older), "own_returns_a_day": round(daily, 4),
-        "unworked_in_window": round(unworked, 1), "by_chance": round(chance, 4),
+        "unworked_in_window": round(unworked, 1), "found_by_searches": round(searched, 1),
+        "by_chance": round(chance, 4),
         "expected_in_window": round(expected, 3), "floor": cfg.snoop_floor,
         "tail": cfg.snoop_tail, "window_days": cfg.snoop_window})
 
@@ -191,7 +199,7 @@ def purposed(actor: Actor, today: Today, group: Group, cfg: DetectConfig) -> set
 
 def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | None,
               readers: Readers, event: Event, cfg: DetectConfig
-              ) -> tuple[tuple[float, int], list[Alert]]:
+              ) -> tuple[tuple[float, int, int], list[Alert]]:
     """Judge each subject the person looked up today; count returns; alert at the bar."""
     sd = today.snoop
     assert sd is not None
@@ -201,7 +209,7 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
     expects = group.expects_reasons(cfg.reason_coverage)
     specific = expects and group.reasons_are_specific(cfg.mismatch_share)
     used = _functions(today) if usual else {}
-    before, fresh = evidence(actor, fresh=False), 0
+    before, fresh, searched = evidence(actor, fresh=False), 0, 0
     for subject in today.targeted:
         prior = actor.visits.pop(subject, None)
         given = sd.reasons.get(subject, set())
@@ -211,11 +219,13 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
                 (_missed(bits) or not readers.others(hash(subject), actor.id, since)):
             why = _unworked(bits, given, prior, subject in actor.attention,
                             expects, specific, usual, used.get(subject, ()))
-            if why is not None:
+            if why is not None and (among == 1 or why in FOUND):
                 days = actor.attention.setdefault(subject, [])
                 days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why,
                              among))
-                fresh += len(days) == 1
+                if len(days) == 1:
+                    fresh += among == 1
+                    searched += among > 1
         kept = tuple(given | set(prior[1])) if prior else tuple(given)
         actor.visits[subject] = (day, kept[:MAX_REASONS])
     alerts: list[Alert] = []
@@ -224,7 +234,7 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
     if reached(total, sd.bar) and may(actor, "snoop.returning", day, cfg):
         sd.evidence, sd.counted = total, {}
         alerts.append(_alert(actor, today, event, sd, cfg))
-    return (returns, fresh), alerts
+    return (returns, fresh, searched), alerts
 
 
 def _missed(bits: int) -> bool:
@@ -293,7 +303,7 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
                 f"came back {total:g} time{'' if total == 1 else 's'} within {cfg.snoop_window} "
                 f"days to {len(detail)} "
                 f"subject(s) ({names}) that no work of theirs explains: {words}; nobody else "
-                f"looked them up (bar {sd.bar:.0f})",
+                f"looked them up (bar {sd.bar:g})",
                 features={"returns": total, "subjects": detail, "returning_now": now},
                 baseline={"threshold": sd.bar, **sd.basis},
                 refs=[d[2] for days in back.values() for d in days if d[2]] +

@@ -88,6 +88,7 @@ class DayStat:
     r: float = 0.0  # returns that day: subjects looked up with no work behind them, on a day
     # before too (weighted, ``_snoop.weight``)
     a: int = 0  # subjects looked up that day with no work behind them, for the first time lately
+    p: int = 0  # ... only found by a search among a few others, so
 
 
 @dataclass(slots=True)

@@ -111,34 +111,37 @@ def test_returning_without_reasons_off_the_workflow() -> None:
         == {"off_workflow"}
 
 
-def _search(office: Office, day: int, hour: float, found: list[int]) -> None:
-    office.event(moment(day, hour), "a2", "search_customers", found)
+def _search(office: Office, day: int, hour: float, found: list[int],
+            reason: str | None = None) -> None:
+    office.event(moment(day, hour), "a2", "search_customers", found, reason=reason)
 
 
 def _snooped(alerts: list[Alert]) -> list[Alert]:
     return [a for a in alerts if a.actor_id == "a2" and a.rule == "snoop.returning"]
 
 
-def test_a_search_that_found_them_among_others_is_where_the_returns_start() -> None:
+@pytest.mark.parametrize("search", ["no reason", "a ticket", "none"])
+def test_a_search_that_found_them_among_others_is_where_the_returns_start(search: str) -> None:
     """A name search with no reason finds the target among two others on Monday; on Tuesday
     the target is looked up alone, with no reason: that is a return, raised at the look-up.
-    The same look-up without the search before it is a first look, and raises nothing."""
+    Without the search before it, or with a ticket given for the search (it explains the
+    search, and the others found came with it), Tuesday's look-up is a first look."""
     target = f"customer:{TARGETS[0]}"
-    for searched in (True, False):
-        office = Office().honest(50)
-        if searched:
-            _search(office, 35, 10, [TARGETS[0], 7_000_001, 7_000_002])
-        office.event(moment(36, 11), "a2", "get_customer_by_id", [TARGETS[0]])
-        alerts = _snooped(run(office))
-        if not searched:
-            assert alerts == []
-            continue
-        [alert] = alerts
-        assert day_of(alert) == 36 and alert.features["returning_now"] == target
-        assert alert.features["returns"] == 1 and alert.subjects == (target,)
-        detail = alert.features["subjects"][target]
-        assert detail["days"] == [str(moment(35, 0).date()), str(moment(36, 0).date())]
-        assert detail["among_others"] == [str(moment(35, 0).date())]
+    office = Office().honest(50)
+    if search != "none":
+        _search(office, 35, 10, [TARGETS[0], 7_000_001, 7_000_002],
+                reason="TICKET-5" if search == "a ticket" else None)
+    office.event(moment(36, 11), "a2", "get_customer_by_id", [TARGETS[0]])
+    alerts = _snooped(run(office))
+    if search != "no reason":
+        assert alerts == []
+        return
+    [alert] = alerts
+    assert day_of(alert) == 36 and alert.features["returning_now"] == target
+    assert alert.features["returns"] == 1 and alert.subjects == (target,)
+    detail = alert.features["subjects"][target]
+    assert detail["days"] == [str(moment(35, 0).date()), str(moment(36, 0).date())]
+    assert detail["among_others"] == [str(moment(35, 0).date())]
 
 
 @pytest.mark.parametrize("searches", [2, 3])
