@@ -21,6 +21,7 @@ from operator import itemgetter
 from querygate.detect import _lookup as lookup
 from querygate.detect import _rules as rules
 from querygate.detect import _snoop as snoop
+from querygate.detect import _watched as watched
 from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._event import Event
@@ -142,7 +143,7 @@ class Detector:
             today.refs.append(event.ref)
         alerts = rules.break_glass(actor, event, today.day, hour, cfg)
         if event.watch is not None:
-            alerts += snoop.glass(actor, today, event, cfg)
+            alerts += watched.glass(actor, today, event, cfg)
         known = actor.active >= cfg.offhours_min_days
         odd_hour = known and actor.unusual_hour(hour, cfg.offhours_share)
         new_addr, org_new = self._new_address(actor, today, event.addr, known)
@@ -248,9 +249,9 @@ class Detector:
         alerts = snoop.observe(actor, today, event, bound, self.readers,
                                self.day - self.config.isolated_days, self.config)
         if self._listing:
-            alerts += snoop.lists_check(actor, today, event, self._lists, bound,
-                                        group.reasons_are_specific(self.config.mismatch_share),
-                                        self.config)
+            alerts += watched.lists_check(actor, today, event, self._lists, bound,
+                                          group.reasons_are_specific(self.config.mismatch_share),
+                                          self.config)
         found, mismatched = causes(actor, group, event, today.day, self.config, self.reasons)
         today.mismatched += mismatched
         for subject, cause in zip(event.subjects, found, strict=True):
