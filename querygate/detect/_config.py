@@ -73,8 +73,8 @@ class DetectConfig:
     returning_share: float = 0.02  # where fewer of one's subjects come back, a return is a sign
     # Returning attention (snoop.returning): subjects looked up again with no work behind them
     snoop_window: int = 28  # days over which returns add up
-    snoop_floor: int = 1  # returns (weighted: 1 with a cause from purpose, 0.5 from shape) never
-    # alerted below
+    snoop_floor: float = 1.0  # returns (weighted: 1 with a cause from purpose, 0.5 from shape,
+    # 1/n for a day found by a search among n) never alerted below
     snoop_tail: float = 1e-3  # ... and at least this far into a Poisson tail of one's own rate
     disabled_rules: frozenset[str] = field(default_factory=frozenset)
 

@@ -21,6 +21,7 @@ from operator import itemgetter
 from querygate.detect import _lookup as lookup
 from querygate.detect import _rules as rules
 from querygate.detect import _snoop as snoop
+from querygate.detect import _watched as watched
 from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._event import Event
@@ -142,7 +143,7 @@ class Detector:
             today.refs.append(event.ref)
         alerts = rules.break_glass(actor, event, today.day, hour, cfg)
         if event.watch is not None:
-            alerts += snoop.glass(actor, today, event, cfg)
+            alerts += watched.glass(actor, today, event, cfg)
         known = actor.active >= cfg.offhours_min_days
         odd_hour = known and actor.unusual_hour(hour, cfg.offhours_share)
         new_addr, org_new = self._new_address(actor, today, event.addr, known)
@@ -221,6 +222,11 @@ class Detector:
                         and limits is not _NEVER and subject not in today.listed \
                         and not readers.others(hash(subject), who, lately):
                     alerts += lookup.returning_now(actor, today, subject, workflow, event, cfg)
+            else:  # a search that found a few: a partial look at each (``_snoop``)
+                among, n = today.among, len(event.subjects)
+                for subject in event.subjects:
+                    if among.get(subject, n) >= n:
+                        among[subject] = n
         else:
             today.listed.update(event.subjects)
         if targeted:
@@ -243,9 +249,9 @@ class Detector:
         alerts = snoop.observe(actor, today, event, bound, self.readers,
                                self.day - self.config.isolated_days, self.config)
         if self._listing:
-            alerts += snoop.lists_check(actor, today, event, self._lists, bound,
-                                        group.reasons_are_specific(self.config.mismatch_share),
-                                        self.config)
+            alerts += watched.lists_check(actor, today, event, self._lists, bound,
+                                          group.reasons_are_specific(self.config.mismatch_share),
+                                          self.config)
         found, mismatched = causes(actor, group, event, today.day, self.config, self.reasons)
         today.mismatched += mismatched
         for subject, cause in zip(event.subjects, found, strict=True):
@@ -322,11 +328,11 @@ class Detector:
             alerts += lookup.isolated_lookups(actor, today, kinds, workflow, event, cfg)
         alerts += lookup.returning(actor, today, candidates,
                                    None if limits is _NEVER else workflow, event, cfg)
-        (returns, fresh), found = snoop.close_day(actor, today, self.groups[actor.group],
+        (returns, fresh, searched), found = snoop.close_day(actor, today, self.groups[actor.group],
                                                   workflow, self.readers, event, cfg)
         alerts += found
         stat, _ = actor.close_day()
-        stat.r, stat.a = returns, fresh
+        stat.r, stat.a, stat.p = returns, fresh, searched
         actor.remember_peaks(stat, cfg.unexplained_window, cfg.peak_decay, cfg.baseline_lag)
         self.groups[actor.group].pending.append((actor, stat, today))
         return alerts

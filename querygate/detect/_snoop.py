@@ -11,16 +11,19 @@ its first day, through the person's workflow where they have one. Where peers
 give no reasons, a look through the person's workflow is worked. A purpose
 miss is never worked.
 
-Only subjects looked up alone in a call count (a search that returned a few is
-not a look at each). Every day an unworked subject comes back is one *return*. Returns add up over
+A subject looked up alone in a call is looked at. One that a search with no
+reason (or no purpose) returned among a few others (at most ``targeted_max``)
+was perhaps looked at: that day counts ``1/n`` of a return (``n`` the subjects
+returned), and only for a subject the person also looked up alone without work
+in the window, the one they keep coming back to. Every day an unworked subject comes back is one *return*; the
+first day, alone or among others, is where it starts. Returns add up over
 ``snoop_window`` days (they do not reset each day), and ``snoop.returning``
 fires when they reach the person's bar: ``snoop_floor``, or a ``snoop_tail``
 Poisson tail of their own returns before the baseline lag (a relationship
 manager's fixed book returns every day, and raises their bar).
 
-``watch.subject`` and ``watch.related`` fire at the look-up itself: a watched
-subject looked up without a purpose, and anyone's look-up of a subject linked to
-them (their own record, family, a colleague's own record).
+``watch.subject`` and ``watch.related``, which fire at the look-up itself, are
+in ``_watched``.
 """
 
 from __future__ import annotations
@@ -29,14 +32,17 @@ from querygate.detect._alert import Alert
 from querygate.detect._config import DetectConfig
 from querygate.detect._event import Event
 from querygate.detect._rules import MAX_REFS, date_of, fire, may, poisson_tail
-from querygate.detect._state import Actor, Group, Readers, Today, Workflow
-from querygate.detect._watch import Lists
+from querygate.detect._state import Actor, Group, Look, Readers, Today, Workflow
 
 MATCH, MISS, COLLEAGUE, OWN = 1, 2, 4, 8  # what a day's look-ups of a subject carried
 MAX_REASONS = 4  # reasons remembered per subject and person
 STRONG = frozenset({"purpose_miss", "no_reason", "reason_elsewhere"})
 """Causes read from purpose: a return with one counts 1; from shape alone, ``WEAK``."""
 WEAK = 0.5
+FOUND = frozenset({"purpose_miss", "no_reason"})
+"""The causes with which a search that found a subject among others counts for it: no reason
+where peers give one, or no purpose. A reason explains the search (a ticket's customer looked
+for by name), and the others it found came with it."""
 WHY = {
     "purpose_miss": "the purpose check found no purpose",
     "no_reason": "no reason",
@@ -70,20 +76,38 @@ def _weights(counted: dict[str, str]) -> float:
     return sum(weight(why) for why in counted.values())
 
 
+def reached(returns: float, bar: float) -> bool:
+    """Returns at the bar (thirds from searches add up to whole returns)."""
+    return returns >= bar - 1e-9
+
+
+def returning(days: list[Look]) -> bool:
+    """Whether a subject's unworked days make returns: more than one, and looked up alone on
+    one of them at least (a subject only ever returned by searches among others is not one
+    the person is shown to come back to: a queue of three, listed every day, is not)."""
+    return len(days) > 1 and any(d[4] == 1 for d in days)
+
+
 def evidence(actor: Actor, *, fresh: bool = True) -> float:
     """Returns in the window: every unworked day of a subject after its first, weighted by
-    its cause (a look without a purpose counts more than a look off the workflow). ``fresh``:
-    only those after the person's last ``snoop.returning``; an alert spends what it reported,
-    and the next one needs returns of its own."""
+    its cause (a look without a purpose counts more than a look off the workflow), and by
+    ``1/n`` for a day it only came back among ``n`` in a search. ``fresh``: only those after
+    the person's last ``snoop.returning``; an alert spends what it reported, and the next one
+    needs returns of its own."""
     after = actor.reported if fresh else -1
-    return sum(weight(d[3]) for days in actor.attention.values() for d in days[1:]
-               if d[0] > after)
+    total = 0.0
+    for days in actor.attention.values():
+        if returning(days):
+            total += sum(weight(d[3]) / d[4] for d in days[1:] if d[0] > after)
+    return total
 
 
 def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopDay:
     """Today's bar, from the person's own days before the baseline lag: the returns they
     made, and the returns their unworked look-ups would make by chance among the subjects
-    their peers touch (``U² / 2N``: many unworked look-ups among few people meet again)."""
+    their peers touch (``U² / 2N``: many unworked look-ups among few people meet again),
+    with ``U·S / N`` for the ``S`` subjects their searches found among others (a look-up
+    alone that meets one of them makes a return; two searches that meet make none)."""
     hist = list(actor.history)
     older = hist[:-cfg.baseline_lag] if cfg.baseline_lag else hist
     if len(older) < cfg.min_history_days:
@@ -91,12 +115,14 @@ def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopD
     daily = sum(s.r for s in older) / len(older)
     active = 1 + sum(1 for s in hist if s.day > day - cfg.snoop_window)
     unworked = sum(s.a for s in older) / len(older) * active
-    chance = unworked * unworked / (2 * max(len(group.touched), 1))
+    searched = sum(s.p for s in older) / len(older) * active
+    chance = unworked * (unworked / 2 + searched) / max(len(group.touched), 1)
     expected = daily * active + chance
     bar = max(float(cfg.snoop_floor), poisson_tail(expected, cfg.snoop_tail))
     return SnoopDay(bar, evidence(actor), {
         "own_days": len(older), "own_returns_a_day": round(daily, 4),
-        "unworked_in_window": round(unworked, 1), "by_chance": round(chance, 4),
+        "unworked_in_window": round(unworked, 1), "found_by_searches": round(searched, 1),
+        "by_chance": round(chance, 4),
         "expected_in_window": round(expected, 3), "floor": cfg.snoop_floor,
         "tail": cfg.snoop_tail, "window_days": cfg.snoop_window})
 
@@ -128,7 +154,7 @@ def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str
         if why is not None and subject not in today.listed and \
                 (why == "purpose_miss" or not readers.others(hash(subject), actor.id, lately)):
             sd.counted[subject] = why
-            if sd.evidence + _weights(sd.counted) >= sd.bar and \
+            if reached(sd.evidence + _weights(sd.counted), sd.bar) and \
                     may(actor, "snoop.returning", today.day, cfg):
                 alerts.append(_alert(actor, today, event, sd, cfg, now=subject))
     return alerts
@@ -171,7 +197,7 @@ def purposed(actor: Actor, today: Today, group: Group, cfg: DetectConfig) -> set
 
 def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | None,
               readers: Readers, event: Event, cfg: DetectConfig
-              ) -> tuple[tuple[float, int], list[Alert]]:
+              ) -> tuple[tuple[float, int, int], list[Alert]]:
     """Judge each subject the person looked up today; count returns; alert at the bar."""
     sd = today.snoop
     assert sd is not None
@@ -181,28 +207,32 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
     expects = group.expects_reasons(cfg.reason_coverage)
     specific = expects and group.reasons_are_specific(cfg.mismatch_share)
     used = _functions(today) if usual else {}
-    returns, fresh = 0.0, 0
+    before, fresh, searched = evidence(actor, fresh=False), 0, 0
     for subject in today.targeted:
         prior = actor.visits.pop(subject, None)
         given = sd.reasons.get(subject, set())
         bits = sd.flags.get(subject, 0)
-        if subject in today.solo and subject not in today.listed and \
+        among = 1 if subject in today.solo else today.among.get(subject, 0)
+        if among and subject not in today.listed and \
                 (_missed(bits) or not readers.others(hash(subject), actor.id, since)):
             why = _unworked(bits, given, prior, subject in actor.attention,
                             expects, specific, usual, used.get(subject, ()))
-            if why is not None:
+            if why is not None and (among == 1 or why in FOUND):
                 days = actor.attention.setdefault(subject, [])
-                days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why))
-                returns += weight(why) if len(days) > 1 else 0.0
-                fresh += len(days) == 1
+                days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why,
+                             among))
+                if len(days) == 1:
+                    fresh += among == 1
+                    searched += among > 1
         kept = tuple(given | set(prior[1])) if prior else tuple(given)
         actor.visits[subject] = (day, kept[:MAX_REASONS])
     alerts: list[Alert] = []
+    returns = evidence(actor, fresh=False) - before  # today's, and earlier searches it confirmed
     total = evidence(actor)
-    if total >= sd.bar and may(actor, "snoop.returning", day, cfg):
+    if reached(total, sd.bar) and may(actor, "snoop.returning", day, cfg):
         sd.evidence, sd.counted = total, {}
         alerts.append(_alert(actor, today, event, sd, cfg))
-    return (returns, fresh), alerts
+    return (returns, fresh, searched), alerts
 
 
 def _missed(bits: int) -> bool:
@@ -249,9 +279,9 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
     """The alert, with each returning subject's days and why no work explains them; ``now``
     is the subject whose look-up reached the bar during the day."""
     during = sd.counted if now else {}
-    back = {s: days for s, days in actor.attention.items() if len(days) > 1 or s in during}
+    back = {s: days for s, days in actor.attention.items() if returning(days) or s in during}
     actor.reported = today.day
-    total = evidence(actor, fresh=False) + (_weights(during) if now else 0.0)
+    total = round(evidence(actor, fresh=False) + (_weights(during) if now else 0.0), 2)
     detail: dict[str, dict[str, object]] = {}
     whys: set[str] = set()
     for subject, days in sorted(back.items(), key=lambda item: -len(item[1]))[:MAX_REFS]:
@@ -262,91 +292,18 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
         detail[subject] = {"days": [date_of(d[0]) for d in days] +
                            ([date_of(today.day)] if subject in during else []),
                            "lookups": sum(d[1] for d in days), "why": sorted(why)}
+        searched = [date_of(d[0]) for d in days if d[4] > 1]
+        if searched:
+            detail[subject]["among_others"] = searched  # only in a search that found a few
     words = "; ".join(WHY[w] for w in sorted(whys))
     names = ", ".join(list(detail)[:5])
     return fire(actor, "snoop.returning", "medium", event, today.day,
                 f"came back {total:g} time{'' if total == 1 else 's'} within {cfg.snoop_window} "
                 f"days to {len(detail)} "
                 f"subject(s) ({names}) that no work of theirs explains: {words}; nobody else "
-                f"looked them up (bar {sd.bar:.0f})",
+                f"looked them up (bar {sd.bar:g})",
                 features={"returns": total, "subjects": detail, "returning_now": now},
                 baseline={"threshold": sd.bar, **sd.basis},
                 refs=[d[2] for days in back.values() for d in days if d[2]] +
                      [r for r in (event.ref,) if r and now],
                 subjects=detail)
-
-
-def lists_check(actor: Actor, today: Today, event: Event, lists: Lists,
-                bound: tuple[frozenset[str], str] | None, specific: bool,
-                cfg: DetectConfig) -> list[Alert]:
-    """A look-up (of one subject alone) of a watched subject, or of one related to the person,
-    without a purpose: alerted at the look-up, once per person and subject per
-    ``cooldown_days``."""
-    if len(event.subjects) != 1:
-        return []  # a search that returned a few is not a look at each
-    subject = event.subjects[0]
-    kind = lists.related(actor.id, event.email, subject)
-    why = lists.watched.get(subject)
-    if (kind is None and why is None) or _purpose(today, event, bound, subject, specific):
-        return []
-    if kind is not None:
-        return _listed(actor, today, event, "watch.related", subject, cfg,
-                       f"{subject} is related to them ({kind}): looked up through "
-                       f"{event.function} {_without(event)}", {"relationship": kind})
-    return _listed(actor, today, event, "watch.subject", subject, cfg,
-                   f"{subject} is watched ({why}): looked up through {event.function} "
-                   f"{_without(event)}", {"watched": why})
-
-
-def _purpose(today: Today, event: Event, bound: tuple[frozenset[str], str] | None,
-             subject: str, specific: bool) -> bool:
-    """A purpose match, or a reason that names this subject: a ticket first given for it (any
-    reason, where reasons here are not specific to one subject), or a new one opened through
-    the person's workflow (where they have one)."""
-    if event.purpose is not None:
-        return event.purpose == "match"
-    if event.reason is None:
-        return False
-    if bound is not None:
-        return subject in bound[0] or not specific
-    usual = today.workflow.functions if today.workflow is not None else frozenset()
-    return not usual or event.function in usual
-
-
-def _without(event: Event) -> str:
-    if event.purpose == "miss":
-        return "and the purpose check found no purpose"
-    if event.reason is None:
-        return "without a reason"
-    return f"with a reason ({event.reason[:40]}) that names no ticket for them"
-
-
-def _listed(actor: Actor, today: Today, event: Event, rule: str, subject: str,
-            cfg: DetectConfig, summary: str, extra: dict[str, object],
-            outcome: str | None = None) -> list[Alert]:
-    key = f"{rule}:{subject}" if outcome is None else f"{rule}:{subject}:{outcome}"
-    last = actor.cooldown.get(key)
-    if not cfg.enabled(rule) or (last is not None and today.day - last < cfg.cooldown_days):
-        return []
-    actor.cooldown[key] = today.day
-    severity = "high" if event.reason is None or event.purpose == "miss" or \
-        outcome == "refused" else "medium"
-    return [Alert(actor.id, rule, severity, event.occurred_at, summary,
-                  f"{rule}:{actor.id}:{key.removeprefix(rule + ':')}:{date_of(today.day)}",
-                  {"subject": subject, "function": event.function, "reason": event.reason,
-                   "purpose": event.purpose, **extra}, {}, tuple(r for r in (event.ref,) if r),
-                  (subject,))]
-
-
-def glass(actor: Actor, today: Today, event: Event, cfg: DetectConfig) -> list[Alert]:
-    """The watch guard's verdict in the event: a watched subject released with a reason and
-    no purpose (the glass broken), or refused; alerted at once, per outcome and subject."""
-    alerts: list[Alert] = []
-    refused = event.watch == "refused"
-    for subject in event.watch_subjects:
-        what = "was refused" if refused else "broke the glass"
-        said = f" (reason: {event.reason[:40]})" if event.reason and not refused else ""
-        alerts += _listed(actor, today, event, "watch.subject", subject, cfg,
-                          f"{subject} is watched: {what} on it through {event.function} with no "
-                          f"purpose{said}", {"glass": event.watch}, outcome=event.watch)
-    return alerts

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 DAY = 86_400
 HOUR = 3_600
+Look = tuple[int, int, str | None, str, int]
+"""A day a person looked a subject up with no work behind it: (day, look-ups, the first
+look-up's ref, why, among): ``among`` is 1 when they looked it up alone that day, else the
+fewest subjects of a call that returned it among others (a search that found a few)."""
 
 
 def weekday_of(day: int) -> int:
@@ -84,6 +88,7 @@ class DayStat:
     r: float = 0.0  # returns that day: subjects looked up with no work behind them, on a day
     # before too (weighted, ``_snoop.weight``)
     a: int = 0  # subjects looked up that day with no work behind them, for the first time lately
+    p: int = 0  # ... only found by a search among a few others, so
 
 
 @dataclass(slots=True)
@@ -100,7 +105,7 @@ class Shape:
 class Today:
     """One person's day so far (their own day: it ends at their quietest hour)."""
 
-    __slots__ = ("causes", "day", "denied", "end", "events", "hours", "listed", "look_refs",
+    __slots__ = ("among", "causes", "day", "denied", "end", "events", "hours", "listed", "look_refs",
                  "looks", "mismatched", "new_addrs", "new_functions", "novel", "off_new",
                  "off_refs", "off_subjects", "per_function", "reasoned", "refs", "returning",
                  "shape", "snoop", "solo", "strong", "subjects", "targeted",
@@ -127,6 +132,9 @@ class Today:
         self.looks: dict[str, int] = {}  # subject -> targeted look-ups of it today
         self.look_refs: dict[str, str] = {}  # subject -> the first such look-up
         self.solo: set[str] = set()  # subjects looked up alone (one subject in the call)
+        # subject -> the fewest subjects of a targeted call that returned it among others (a
+        # search that found a few)
+        self.among: dict[str, int] = {}
         self.listed: set[str] = set()  # subjects in a list this person read today (> targeted)
         self.returning: set[str] = set()  # subjects this person read on an earlier day, lately
         self.shape: Shape | None = None  # set when the day closes
@@ -226,8 +234,8 @@ class Actor:
         self.returns: dict[str, list[Return]] = {}  # isolated subject -> the days it was read
         # subject -> (day last looked up, reasons given for it lately), in order of that day
         self.visits: dict[str, tuple[int, tuple[str, ...]]] = {}
-        # subject -> the days it was looked up with no work behind it: (day, look-ups, ref, why)
-        self.attention: dict[str, list[tuple[int, int, str | None, str]]] = {}
+        # subject -> the days it was looked up with no work behind it (``Look``)
+        self.attention: dict[str, list[Look]] = {}
         self.cooldown: dict[str, int] = {}
         self.reported = -1  # the day of their last snoop.returning: returns up to it are spent
         self.peaks: dict[str, tuple[float, int]] = {}  # count -> (busiest value, its day)

@@ -111,6 +111,71 @@ def test_returning_without_reasons_off_the_workflow() -> None:
         == {"off_workflow"}
 
 
+def _search(office: Office, day: int, hour: float, found: list[int],
+            reason: str | None = None) -> None:
+    office.event(moment(day, hour), "a2", "search_customers", found, reason=reason)
+
+
+def _snooped(alerts: list[Alert]) -> list[Alert]:
+    return [a for a in alerts if a.actor_id == "a2" and a.rule == "snoop.returning"]
+
+
+@pytest.mark.parametrize("search", ["no reason", "a ticket", "none"])
+def test_a_search_that_found_them_among_others_is_where_the_returns_start(search: str) -> None:
+    """A name search with no reason finds the target among two others on Monday; on Tuesday
+    the target is looked up alone, with no reason: that is a return, raised at the look-up.
+    Without the search before it, or with a ticket given for the search (it explains the
+    search, and the others found came with it), Tuesday's look-up is a first look."""
+    target = f"customer:{TARGETS[0]}"
+    office = Office().honest(50)
+    if search != "none":
+        _search(office, 35, 10, [TARGETS[0], 7_000_001, 7_000_002],
+                reason="TICKET-5" if search == "a ticket" else None)
+    office.event(moment(36, 11), "a2", "get_customer_by_id", [TARGETS[0]])
+    alerts = _snooped(run(office))
+    if search != "no reason":
+        assert alerts == []
+        return
+    [alert] = alerts
+    assert day_of(alert) == 36 and alert.features["returning_now"] == target
+    assert alert.features["returns"] == 1 and alert.subjects == (target,)
+    detail = alert.features["subjects"][target]
+    assert detail["days"] == [str(moment(35, 0).date()), str(moment(36, 0).date())]
+    assert detail["among_others"] == [str(moment(35, 0).date())]
+
+
+@pytest.mark.parametrize("searches", [2, 3])
+def test_each_later_search_that_found_them_again_counts_a_third(searches: int) -> None:
+    """Looked up alone on Monday, then found by a search among three on the next days: each
+    of those days is a third of a return (perhaps they were not the one searched for), so
+    two such days stay under the bar of 1 and three reach it."""
+    office = Office().honest(50)
+    office.event(moment(35, 10), "a2", "get_customer_by_id", [TARGETS[0]])
+    for k in range(searches):
+        _search(office, 36 + k, 11, [TARGETS[0], 7_000_000 + 2 * k, 7_000_001 + 2 * k])
+    alerts = _snooped(run(office))
+    if searches == 2:
+        assert alerts == []
+        return
+    [alert] = alerts
+    assert alert.features["returns"] == 1 and day_of(alert) in (38, 39)
+    assert len(alert.features["subjects"][f"customer:{TARGETS[0]}"]["among_others"]) == 3
+
+
+def test_a_short_list_read_every_day_is_not_a_subject_they_come_back_to() -> None:
+    """Three customers listed together every working day for a month, with no reason (a
+    queue of three): none of them was ever looked up alone, so none makes returns."""
+    office = Office().honest(60)
+    for day in range(30, 60):
+        if working(day):
+            _search(office, day, 9, list(TARGETS))
+    detector = Detector()
+    alerts = [a for line in office.lines() for a in detector.feed(event_from_json(line))]
+    assert _snooped(alerts) == []
+    days = detector.actors["a2"].attention[f"customer:{TARGETS[0]}"]
+    assert len(days) > 10 and {d[4] for d in days} == {3}  # noted, among three, not counted
+
+
 def test_evidence_is_forgotten_after_the_window_and_state_stays_bounded() -> None:
     office = Office().honest(80)
     snoop(office, "a2", range(35, 37))
