@@ -9,6 +9,9 @@ On one connection, one operation at a time (concurrency 1), as the gateway's rol
   INSERT + COMMIT, sync    one ~1 KB JSON row committed with synchronous_commit on: the commit
                            waits for the WAL flush, as the audit event's commit does
   INSERT + COMMIT, async   the same with synchronous_commit off: the difference is the flush
+  audit append, 1 subject  the gateway's own append (querygate.audit_append, its content
+                           constraint, chain and subject index), one lookup's event, committed
+  audit append, 50 subj.   the same for a 50-row page's event (50 subject index rows)
   token look-up            identity.authenticate on a qg_ token: its hash looked up in the
                            directory, one round trip, as every call does
   JSON, 50-row page        orjson encoding of the page scenario's 50 rows as an answer
@@ -22,11 +25,12 @@ p50 at concurrency 1 (bench.gateway.compare) to see what is left to take out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +88,34 @@ async def insert_commit(admin: str, calls: int) -> None:
         await conn.execute("DROP TABLE floor_events")
 
 
+async def audit_appends(url: str, calls: int) -> None:
+    """The gateway's append of one event, as its writer does for a call alone (a batch of one),
+    on an audit connection (synchronous_commit on)."""
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await audit.configure_audit_connection(conn, timeout_ms=10_000)
+        pool = _OnePool(conn)
+        for label, rows in (("audit append, 1 subject", 1), ("audit append, 50 subj.", 50)):
+            page = [{"id": 10_000 + i} for i in range(rows)]
+
+            async def append(i: int, page: list[dict[str, Any]] = page) -> audit.Receipt:
+                return await audit.append(pool, page_event(page),  # type: ignore[arg-type]
+                                          timeout_s=10)
+
+            await timed(label, calls, append)
+
+
+class _OnePool:
+    """The one connection, lent as a pool would (``audit.append`` takes a pool)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.conn = conn
+
+    @contextlib.asynccontextmanager
+    async def connection(self, timeout: float | None = None
+                         ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        yield self.conn
+
+
 async def measure(admin: str, url: str, token: str, calls: int, customers: int) -> None:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await timed("SELECT 1", calls, lambda i: conn.execute("SELECT 1", prepare=True))
@@ -91,6 +123,7 @@ async def measure(admin: str, url: str, token: str, calls: int, customers: int) 
             "SELECT * FROM customers WHERE id = %s", (1 + i % customers,), prepare=True))
         await insert_commit(admin, calls)
         await timed("token look-up", calls, lambda i: identity.authenticate(conn, token))
+        await audit_appends(url, calls)
         cur = conn.cursor(row_factory=dict_row)
         rows = await (await cur.execute(PAGE, (1,))).fetchall()
         columns = list(rows[0])
