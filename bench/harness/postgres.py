@@ -48,9 +48,9 @@ def demo_database(server: str, name: str, customers: int) -> str:
 
 def postmaster_pid(admin: str) -> int | None:
     """The server's main process, when it runs on this machine and we may see it; else None."""
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:  # the backend lives while it is open
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    try:
-        return psutil.Process(int(row[0]) if row else 0).ppid()
-    except (psutil.Error, ValueError):
-        return None
+        try:
+            return psutil.Process(int(row[0]) if row else 0).ppid()
+        except (psutil.Error, ValueError):
+            return None
