@@ -31,8 +31,8 @@ _APPEND = "SELECT seq, hash FROM querygate.audit_append(%s::json)"
 
 
 def encode_event(event: AuditEvent) -> bytes:
-    """One event as a JSON object of ``querygate.audit_input``: its columns, the hashed
-    documents embedded as their canonical bytes (which the server's ``json`` columns keep
+    """One event as a JSON object of ``querygate.audit_batch_event``: its columns, the hashed
+    documents as strings of their canonical text (which the server's ``json`` columns keep
     exactly), and their hash. An event that cannot be stored (a float, a lone surrogate, a NUL
     in a text column, an integer past 64 bits) raises psycopg.DataError here, before anything
     is sent, and fails alone."""
@@ -47,13 +47,13 @@ def encode_event(event: AuditEvent) -> bytes:
             "event_id": content["event_id"], "occurred_at": content["occurred_at"],
             "actor_id": event.actor_id, "actor_email": event.actor_email,
             "actor_roles": content["actor_roles"], "function_name": event.function_name,
-            "parameters": orjson.Fragment(encode(content["parameters"])),
+            "parameters": encode(content["parameters"]).decode(),
             "decision": event.decision, "reason": event.reason, "error_code": event.error_code,
             "rows_returned": event.rows_returned,
-            "fields": orjson.Fragment(encode(content["fields"])),
-            "subjects": orjson.Fragment(encode(content["subjects"])),
+            "fields": encode(content["fields"]).decode(),
+            "subjects": encode(content["subjects"]).decode(),
             "client_addr": event.client_addr, "duration_us": event.duration_us,
-            "context": orjson.Fragment(encode(content["context"])),
+            "context": encode(content["context"]).decode(),
             "policy_version": event.policy_version,
             "content_hash": "\\x" + hashlib.sha256(canonical(content)).hexdigest(),
         })

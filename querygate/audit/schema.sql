@@ -82,22 +82,26 @@ DROP FUNCTION IF EXISTS querygate.audit_append(uuid[], timestamptz[], text[], te
     text[], bytea[]);
 
 -- One event of a batch as the writer sends it: the columns it chooses (never seq or the chain).
+-- The four hashed documents arrive as JSON strings holding their canonical text, cast to json
+-- on insert: a document may hold an escaped NUL (\u0000), which the json type keeps but which
+-- json_populate_recordset cannot turn into text when the document is a nested JSON value.
+DROP TYPE IF EXISTS querygate.audit_input;  -- an earlier shape of this type, never released
 DO $$
 BEGIN
-    CREATE TYPE querygate.audit_input AS (
+    CREATE TYPE querygate.audit_batch_event AS (
         event_id uuid, occurred_at timestamptz, actor_id text, actor_email text,
-        actor_roles text[], function_name text, parameters json, decision text, reason text,
-        error_code text, rows_returned integer, fields json, subjects json, client_addr text,
-        duration_us bigint, context json, policy_version text, content_hash bytea);
+        actor_roles text[], function_name text, parameters text, decision text, reason text,
+        error_code text, rows_returned integer, fields text, subjects text, client_addr text,
+        duration_us bigint, context text, policy_version text, content_hash bytea);
 EXCEPTION WHEN duplicate_object THEN NULL;
 END
 $$;
 
 -- Appending: querygate.audit_append is the only way the gateway writes (it holds EXECUTE on it,
 -- no INSERT on any audit table). It takes a batch as one JSON array of events (one parameter,
--- so a lone event costs the writer one small document, not eighteen arrays). The four hashed
--- documents arrive as JSON values inside it and `json` columns keep their text exactly as
--- sent; the content constraint checks every row against its content_hash. Under the head's
+-- so a lone event costs the writer one small document, not eighteen arrays). The `json`
+-- columns keep the hashed documents' text exactly as sent; the content constraint checks
+-- every row against its content_hash. Under the head's
 -- row lock it gives each event its sequence number and chain link, inserts the events and
 -- their subject index rows set-wise, and moves the head once: gapless, one head, and the
 -- writer chooses neither.
@@ -110,7 +114,7 @@ RETURNS TABLE (seq bigint, hash bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET enable_hashagg = off AS $$
 DECLARE
-    evs querygate.audit_input[];
+    evs querygate.audit_batch_event[];
     n integer;
     head_seq bigint;
     head_hash bytea;
@@ -121,7 +125,7 @@ BEGIN
     IF p_events IS NULL OR json_typeof(p_events) <> 'array' THEN
         RAISE EXCEPTION 'querygate audit: a batch is a JSON array of events';
     END IF;
-    evs := ARRAY(SELECT e FROM json_populate_recordset(NULL::querygate.audit_input, p_events) e);
+    evs := ARRAY(SELECT e FROM json_populate_recordset(NULL::querygate.audit_batch_event, p_events) e);
     n := coalesce(cardinality(evs), 0);
     IF n = 0 OR n > 10000 THEN
         RAISE EXCEPTION 'querygate audit: a batch holds 1 to 10000 events';
@@ -143,15 +147,16 @@ BEGIN
         parameters, decision, reason, error_code, rows_returned, fields, subjects, client_addr,
         duration_us, context, policy_version, content_hash, prev_hash, hash)
     SELECT seqs[e.i], e.event_id, e.occurred_at, e.actor_id, e.actor_email,
-           coalesce(e.actor_roles, '{}'), e.function_name, e.parameters, e.decision, e.reason,
-           e.error_code, e.rows_returned, e.fields, e.subjects, e.client_addr, e.duration_us,
-           e.context, e.policy_version, e.content_hash, prevs[e.i], hashes[e.i]
+           coalesce(e.actor_roles, '{}'), e.function_name, e.parameters::json, e.decision,
+           e.reason, e.error_code, e.rows_returned, e.fields::json, e.subjects::json,
+           e.client_addr, e.duration_us, e.context::json, e.policy_version, e.content_hash,
+           prevs[e.i], hashes[e.i]
     FROM unnest(evs) WITH ORDINALITY AS e(event_id, occurred_at, actor_id, actor_email,
         actor_roles, function_name, parameters, decision, reason, error_code, rows_returned,
         fields, subjects, client_addr, duration_us, context, policy_version, content_hash, i);
     INSERT INTO querygate.audit_subjects (subject_type, subject_id, occurred_at, seq)
     SELECT DISTINCT s ->> 'type', s ->> 'id', evs[i].occurred_at, seqs[i]
-    FROM generate_series(1, n) AS i, json_array_elements(evs[i].subjects) AS s
+    FROM generate_series(1, n) AS i, json_array_elements(evs[i].subjects::json) AS s
     WHERE s ->> 'type' IS NOT NULL AND s ->> 'id' IS NOT NULL;
     UPDATE querygate.audit_head SET seq = head_seq, hash = head_hash WHERE id = 1;
     RETURN QUERY SELECT seqs[i], hashes[i] FROM generate_series(1, n) AS i ORDER BY i;
