@@ -5,12 +5,14 @@ planted value may appear in any answer or in the gateway's log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import statistics
 import time
 
 import httpx
+import psycopg
 import pytest
 
 from querygate.gateway import Gateway
@@ -265,3 +267,21 @@ async def test_grouping_by_a_key_still_reads_the_rest_of_the_row(
                           "ORDER BY s.name")
     assert response.status_code == 200, response.text
     assert response.json()["rows"] == [[7, "Ines", "****6819", 1]]
+
+
+async def test_a_nul_in_the_sql_is_refused_and_recorded_without_failing_other_calls(
+        served: tuple[Gateway, httpx.AsyncClient], redteam: RedTeam) -> None:
+    """The statement is audited as sent; a NUL in it must neither be lost from the log nor,
+    batched with honest calls, fail them."""
+    _, client = served
+    hostile = "SELECT id FROM staff WHERE id = 7\x00; SELECT ssn FROM staff"
+    honest = "SELECT id FROM staff WHERE id = 7"
+    answers = await asyncio.gather(_sql(client, redteam.analyst, hostile),
+                                   *(_sql(client, redteam.analyst, honest) for _ in range(8)))
+    assert answers[0].status_code in (403, 422), answers[0].text
+    assert all(a.status_code == 200 for a in answers[1:]), [a.text for a in answers[1:]]
+    _no_canary(answers[0].text)
+    with psycopg.connect(redteam.admin_url) as conn:
+        rows = conn.execute("SELECT decision FROM querygate.audit_events WHERE "
+                            "parameters::text LIKE %s", ("%id = 7\\\\u0000; SELECT ssn%",)).fetchall()
+    assert len(rows) == 1 and rows[0][0] in ("denied", "error"), rows
