@@ -12,6 +12,8 @@ On one connection, one operation at a time (concurrency 1), as the gateway's rol
   audit append, 1 subject  the gateway's own append (querygate.audit_append, its content
                            constraint, chain and subject index), one lookup's event, committed
   audit append, 50 subj.   the same for a 50-row page's event (50 subject index rows)
+  audit append, 100k subj. an export's event of 100,000 rows (5 times): the caller reads the
+                           export's first byte only once it has committed
   token look-up            identity.authenticate on a qg_ token: its hash looked up in the
                            directory, one round trip, as every call does
   JSON, 50-row page        orjson encoding of the page scenario's 50 rows as an answer
@@ -94,14 +96,16 @@ async def audit_appends(url: str, calls: int) -> None:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         await audit.configure_audit_connection(conn, timeout_ms=10_000)
         pool = _OnePool(conn)
-        for label, rows in (("audit append, 1 subject", 1), ("audit append, 50 subj.", 50)):
+        for label, rows, times in (("audit append, 1 subject", 1, calls),
+                                   ("audit append, 50 subj.", 50, calls),
+                                   ("audit append, 100k subj.", 100_000, 5)):
             page = [{"id": 10_000 + i} for i in range(rows)]
 
             async def append(i: int, page: list[dict[str, Any]] = page) -> audit.Receipt:
                 return await audit.append(pool, page_event(page),  # type: ignore[arg-type]
-                                          timeout_s=10)
+                                          timeout_s=60)
 
-            await timed(label, calls, append)
+            await timed(label, times, append)
 
 
 class _OnePool:
