@@ -65,9 +65,10 @@ def note(call: CallContext, key: str, value: str) -> None:
     call.notes[key] = value
 
 
-def small_pool(url: str, settings: Settings, *, name: str,
-               read_only: bool) -> AsyncConnectionPool[Any]:
-    """A guard's own pool: a few connections, autocommit, the statement timeout."""
+async def small_pool(url: str, settings: Settings, *, name: str,
+                     read_only: bool) -> AsyncConnectionPool[Any]:
+    """A guard's own pool, opened: a few connections, autocommit, the statement timeout. A
+    database that cannot be reached within twice the pool timeout stops the start."""
 
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.set_autocommit(True)
@@ -76,11 +77,13 @@ def small_pool(url: str, settings: Settings, *, name: str,
         if read_only:
             await conn.execute("SET default_transaction_read_only = on")
 
-    return AsyncConnectionPool(
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         url, min_size=1, max_size=4, timeout=settings.pool_timeout_s, open=False,
         configure=configure, check=AsyncConnectionPool.check_connection, name=name,
         kwargs={"application_name": name, "connect_timeout": 5},
     )
+    await pool.open(wait=True, timeout=settings.pool_timeout_s * 2)
+    return pool
 
 
 __all__ = ["CallContext", "Guard", "note", "small_pool"]

@@ -45,9 +45,8 @@ class WatchGuard:
     async def open(self) -> None:
         await self.reader.load()  # a watch list that cannot be read stops the start
         if self.checks:  # the checks read production tables: read-only, like functions
-            self.pool = small_pool(self.project.database_url, self.project.settings,
-                                   name="querygate-watch", read_only=True)
-            await self.pool.open(wait=True, timeout=self.project.settings.pool_timeout_s * 2)
+            self.pool = await small_pool(self.project.database_url, self.project.settings,
+                                         name="querygate-watch", read_only=True)
 
     async def close(self) -> None:
         if self.pool is not None:

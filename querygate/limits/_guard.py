@@ -70,9 +70,9 @@ class LimitsGuard:
         self._cleaned = 0.0
 
     async def open(self) -> None:
-        self.pool = small_pool(self.project.audit_url or self.project.database_url,
-                               self.project.settings, name="querygate-limits", read_only=False)
-        await self.pool.open(wait=True, timeout=self.project.settings.pool_timeout_s * 2)
+        self.pool = await small_pool(self.project.audit_url or self.project.database_url,
+                                     self.project.settings, name="querygate-limits",
+                                     read_only=False)
 
     async def close(self) -> None:
         if self.pool is not None:

@@ -38,9 +38,8 @@ class PurposeGuard:
 
     async def open(self) -> None:
         if self.purposes:  # the checks read production tables: read-only, like functions
-            self.pool = small_pool(self.project.database_url, self.project.settings,
-                                   name="querygate-purpose", read_only=True)
-            await self.pool.open(wait=True, timeout=self.project.settings.pool_timeout_s * 2)
+            self.pool = await small_pool(self.project.database_url, self.project.settings,
+                                         name="querygate-purpose", read_only=True)
 
     async def close(self) -> None:
         if self.pool is not None:
