@@ -112,6 +112,21 @@ def canonical(content: Mapping[str, Any]) -> bytes:
     return encode(content)
 
 
+DOCUMENTS = ("parameters", "fields", "subjects", "context")  # kept as json, as hashed
+
+
+def canonical_parts(content: Mapping[str, Any]) -> tuple[bytes, dict[str, bytes]]:
+    """``canonical(content)`` and the canonical bytes of each of its four documents, every
+    document encoded once (the store keeps them as they were hashed)."""
+    _check(dict(content))
+    documents = {name: encode(content[name]) for name in DOCUMENTS}
+    whole = {**content, **{name: orjson.Fragment(data) for name, data in documents.items()}}
+    try:
+        return orjson.dumps(whole, option=orjson.OPT_SORT_KEYS), documents
+    except TypeError:  # an integer past 64 bits outside the documents
+        return _reference(content), documents
+
+
 def encode(value: object) -> bytes:
     """Canonical bytes of any JSON value (sorted keys, compact, UTF-8), unchecked."""
     try:

@@ -14,7 +14,7 @@ import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from querygate.audit._event import AuditEvent, canonical, encode
+from querygate.audit._event import AuditEvent, canonical_parts
 from querygate.errors import AuditUnavailable
 
 
@@ -43,19 +43,16 @@ def encode_event(event: AuditEvent) -> bytes:
                  *event.actor_roles)
         if any("\x00" in text for text in texts if text):
             raise ValueError("PostgreSQL text cannot hold NUL")
+        hashed, documents = canonical_parts(content)
         return orjson.dumps({
             "event_id": content["event_id"], "occurred_at": content["occurred_at"],
             "actor_id": event.actor_id, "actor_email": event.actor_email,
             "actor_roles": content["actor_roles"], "function_name": event.function_name,
-            "parameters": encode(content["parameters"]).decode(),
             "decision": event.decision, "reason": event.reason, "error_code": event.error_code,
-            "rows_returned": event.rows_returned,
-            "fields": encode(content["fields"]).decode(),
-            "subjects": encode(content["subjects"]).decode(),
-            "client_addr": event.client_addr, "duration_us": event.duration_us,
-            "context": encode(content["context"]).decode(),
-            "policy_version": event.policy_version,
-            "content_hash": "\\x" + hashlib.sha256(canonical(content)).hexdigest(),
+            "rows_returned": event.rows_returned, "client_addr": event.client_addr,
+            "duration_us": event.duration_us, "policy_version": event.policy_version,
+            **{name: data.decode() for name, data in documents.items()},
+            "content_hash": "\\x" + hashlib.sha256(hashed).hexdigest(),
         })
     except (TypeError, ValueError) as exc:  # orjson's errors are both
         raise psycopg.DataError(f"an audit event could not be encoded ({type(exc).__name__})") \

@@ -85,7 +85,6 @@ DROP FUNCTION IF EXISTS querygate.audit_append(uuid[], timestamptz[], text[], te
 -- The four hashed documents arrive as JSON strings holding their canonical text, cast to json
 -- on insert: a document may hold an escaped NUL (\u0000), which the json type keeps but which
 -- json_populate_recordset cannot turn into text when the document is a nested JSON value.
-DROP TYPE IF EXISTS querygate.audit_input;  -- an earlier shape of this type, never released
 DO $$
 BEGIN
     CREATE TYPE querygate.audit_batch_event AS (

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from querygate.audit import AuditEvent, canonical
+from querygate.audit._event import canonical_parts
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text()
 json_values = st.recursive(
@@ -84,3 +85,17 @@ def test_the_fast_encoding_is_the_reference_encoding(document: dict[str, object]
             canonical(document)
         return
     assert canonical(document) == reference
+
+
+@given(events, st.integers(min_value=2**64, max_value=2**80))
+def test_the_parts_the_store_sends_are_the_canonical_encoding(event: AuditEvent,
+                                                              huge: int) -> None:
+    """The writer encodes the four documents once and embeds them: the whole must be the
+    same bytes as ``canonical``, integers past 64 bits included (in a document or outside)."""
+    for one in (event, dataclasses.replace(event, parameters={**event.parameters, "n": huge}),
+                dataclasses.replace(event, rows_returned=huge)):
+        content = one.content()
+        whole, documents = canonical_parts(content)
+        assert whole == canonical(content)
+        assert documents == {name: canonical({name: content[name]})[len(name) + 4:-1]
+                             for name in documents}
