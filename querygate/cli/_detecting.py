@@ -17,6 +17,7 @@ import signal
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from querygate.cli._gc import tune_for_serving
 from querygate.detect import DetectorService
 from querygate.project import Project, load_project
 
@@ -36,6 +37,7 @@ async def _follow_log(project_dir: Path, parent: int) -> None:
     detector = DetectorService.from_project(load_project(project_dir))
     if detector is None:
         return
+    tune_for_serving()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, detector.stop)

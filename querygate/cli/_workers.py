@@ -21,6 +21,7 @@ import uvicorn
 from querygate import audit
 from querygate.api import create_app
 from querygate.cli._detecting import DetectorProcess
+from querygate.cli._gc import tune_for_serving
 from querygate.gateway import Gateway
 from querygate.pgwire import PgServer, PostgresConfig, postgres_config
 from querygate.project import Project, load_project
@@ -63,6 +64,7 @@ async def serve_project(project: Project, host: str, port: int, *, banner: list[
             click.echo(line)
     if checkpoints is not None:
         checkpoints.start()
+    tune_for_serving()
     detector = DetectorProcess(project) if detect else None
     watching = None
     if detector is not None:
