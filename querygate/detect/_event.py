@@ -164,11 +164,12 @@ def event_from_row(row: tuple[Any, ...]) -> Event:
     seq, occurred_at, actor_id, email, roles, function, decision = row[:7]
     reason, error_code, subjects, addr, context = row[7:]
     flags = _flags(context)
+    intern = sys.intern
     return Event(
         ts=occurred_at.timestamp(), occurred_at=iso_millis(occurred_at),
         actor=sys.intern(actor_id or "-"), function=sys.intern(function),
-        decision=decision, subjects=tuple(sys.intern(f"{s.get('type')}:{s.get('id')}")
-                                          for s in subjects),
+        decision=decision, subjects=tuple([intern(f"{s.get('type')}:{s.get('id')}")
+                                           for s in subjects]),
         roles=tuple(sorted(roles or ())), reason=reason, addr=addr, error_code=error_code,
         break_glass=flags.break_glass, purpose=flags.purpose, purpose_alert=flags.purpose_alert,
         elevated=flags.elevated, ref=str(seq), email=email, watch=flags.watch,
@@ -178,5 +179,4 @@ def event_from_row(row: tuple[Any, ...]) -> Event:
 
 def iso_millis(moment: dt.datetime) -> str:
     """The export's timestamp form: UTC, milliseconds, ``Z``."""
-    utc = moment.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

@@ -14,6 +14,8 @@ import httpx
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 
 from querygate import identity
 from querygate.cli import main
@@ -310,3 +312,15 @@ async def test_the_narrow_read_gives_the_events_the_full_read_gives(store: Store
     assert len(narrow) == len(lines) > 100
     assert [event_from_row(r) for r in narrow] == [event_from_stored(StoredEvent(r)) for r in full]
     assert any(event_from_row(r).break_glass for r in narrow)
+
+
+@given(st.datetimes(min_value=dt.datetime(1000, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                    timezones=st.timezones()))
+def test_iso_millis_is_utc_milliseconds_floored_with_z(moment: dt.datetime) -> None:
+    """The detector's timestamp form (the JSONL export's): UTC, milliseconds truncated, ``Z``."""
+    from querygate.detect._event import iso_millis
+
+    utc = moment.astimezone(dt.UTC)
+    expected = (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+                f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z")
+    assert iso_millis(moment) == expected
