@@ -14,6 +14,7 @@ import click
 import orjson
 
 from querygate.cli._common import command_help, fail, load, project_option, run
+from querygate.cli._gc import tune_for_serving
 from querygate.detect import (
     DetectConfig,
     DetectorService,
@@ -107,6 +108,7 @@ def run_command(project_dir: Path) -> None:
         fail(exc.message)
         raise
     click.echo(f"detector following the audit log of {project.root} (Ctrl+C stops)", err=True)
+    tune_for_serving()
 
     async def follow() -> None:
         loop = asyncio.get_running_loop()
