@@ -10,6 +10,9 @@ each scenario and concurrency both servers are warmed, then measured --rounds ti
 alternating order (A B, B A, ...). It prints per run and as medians: req/s, p50, the server
 process's CPU per call and its PostgreSQL's CPU per call (all of that cluster's processes).
 Any non-2xx answer is reported; a build whose calls fail is not a measurement.
+
+With --exports N, each build then streams the export of --export-rows rows N times, in turns:
+the median time to the last row, its range, and the server's and PostgreSQL's CPU per export.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
 
 from bench.gateway.scenarios import SCENARIOS
@@ -116,6 +121,44 @@ def measure(builds: list[Build], runs: list[tuple[str, int]], rounds: int, secon
               f"{pg:.3f} |")
 
 
+def _export(build: Build, rows: int) -> float:
+    """One export through the build's API, read to the last line; seconds taken."""
+    assert build.server is not None
+    started = time.perf_counter()
+    count = 0
+    with httpx.stream("POST", build.server.url + "/v1/export/export_orders", timeout=600,
+                      json={"params": {"n": rows}, "reason": "bench"},
+                      headers={"Authorization": f"Bearer {build.token}"}) as response:
+        response.raise_for_status()
+        for _ in response.iter_lines():
+            count += 1
+    if count < rows:
+        sys.exit(f"{build.name}: the export returned {count} lines, not {rows}")
+    return time.perf_counter() - started
+
+
+def exports(builds: list[Build], rows: int, times: int) -> None:
+    """``times`` exports of ``rows`` rows per build, in turns (one warm-up each first)."""
+    found: dict[str, list[tuple[float, float, float]]] = {}
+    for build in builds:
+        _export(build, rows)
+    for r in range(times):
+        for build in builds if r % 2 == 0 else builds[::-1]:
+            assert build.server is not None
+            gw, pg = _cpu(build.server.pid), _cpu(build.postmaster, tree=True)
+            took = _export(build, rows)
+            found.setdefault(build.name, []).append(
+                (took, _cpu(build.server.pid) - gw, _cpu(build.postmaster, tree=True) - pg))
+            print(f"  export {build.name} {r + 1}: {took * 1000:.0f} ms", flush=True)
+    print(f"\n| export of {rows:,} rows | median ms (range) | rows/s | CPU ms/export server | "
+          "CPU ms/export PostgreSQL |\n|---|---|---|---|---|")
+    for name, runs in found.items():
+        took, server, pg = (statistics.median(column) for column in zip(*runs, strict=True))
+        low, high = min(r[0] for r in runs), max(r[0] for r in runs)
+        print(f"| {name} | {took * 1000:.0f} ({low * 1000:.0f}–{high * 1000:.0f}) | "
+              f"{rows / took:,.0f} | {server * 1000:.0f} | {pg * 1000:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.gateway.builds", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,8 +168,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each build per scenario")
     parser.add_argument("--duration", type=float, default=8, help="seconds per run")
     parser.add_argument("--customers", type=int, default=25_000)
+    parser.add_argument("--exports", type=int, default=0,
+                        help="exports per build after the runs (0: none)")
+    parser.add_argument("--export-rows", type=int, default=100_000)
     args = parser.parse_args()
-    runs = [(r.split(":")[0], int(r.split(":")[1])) for r in args.runs.split(",")]
+    runs = [(r.split(":")[0], int(r.split(":")[1])) for r in args.runs.split(",") if r]
     unknown = {name for name, _ in runs} - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -139,7 +185,10 @@ def main() -> None:
                   for name, tree in (("before", args.before.resolve()), ("this", here))]
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
               f"{args.duration:g} s per run, {args.rounds} rounds", flush=True)
-        measure(builds, runs, args.rounds, args.duration, Path(tmp))
+        if runs:
+            measure(builds, runs, args.rounds, args.duration, Path(tmp))
+        if args.exports:
+            exports(builds, args.export_rows, args.exports)
 
 
 if __name__ == "__main__":
