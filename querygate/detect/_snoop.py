@@ -85,9 +85,14 @@ def reached(returns: float, bar: float) -> bool:
 
 
 def _counted_again(actor: Actor, counted: dict[str, str]) -> float:
-    """Of the returns counted during the day, those to a subject already returned to."""
-    return sum(weight(why) for subject, why in counted.items()
-               if returning(actor.attention.get(subject, [])))
+    """Of the returns counted during the day, those beyond a subject's first whole return."""
+    again = 0.0
+    for subject, why in counted.items():
+        days = actor.attention.get(subject, [])
+        if returning(days):
+            made = sum(weight(d[3]) / d[4] for d in days[1:])
+            again += max(0.0, made + weight(why) - 1.0) - max(0.0, made - 1.0)
+    return again
 
 
 def returning(days: list[Look]) -> bool:
@@ -101,19 +106,20 @@ def evidence(actor: Actor, *, fresh: bool = True) -> tuple[float, float]:
     """Returns in the window: every unworked day of a subject after its first, weighted by
     its cause (a look without a purpose counts more than a look off the workflow), and by
     ``1/n`` for a day it only came back among ``n`` in a search; and, of those, the returns
-    *again*: every unworked day of a subject after its second (the same subject, a third day
+    *again*: a subject's returns beyond its first whole one (the same subject on a third day
     or more). ``fresh``: only those after the person's last ``snoop.returning``; an alert
     spends what it reported, and the next one needs returns of its own."""
     after = actor.reported if fresh else -1
     total = again = 0.0
     for days in actor.attention.values():
         if returning(days):
-            for n, d in enumerate(days):
-                if n and d[0] > after:
-                    w = weight(d[3]) / d[4]
+            made = 0.0  # the subject's returns so far
+            for d in days[1:]:
+                w = weight(d[3]) / d[4]
+                if d[0] > after:
                     total += w
-                    if n > 1:
-                        again += w
+                    again += max(0.0, made + w - 1.0) - max(0.0, made - 1.0)
+                made += w
     return total, again
 
 

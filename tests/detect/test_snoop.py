@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from querygate.detect import Alert, Detector, Lists, backtest, event_from_json
+from querygate.detect._snoop import evidence, weight
+from querygate.detect._state import Actor
 from querygate.detect._watch import load_watch, read_links_file, read_watch_file
 from querygate.errors import ProjectError
 from tests.detect.office import Office, moment, working
@@ -351,3 +353,22 @@ def test_returns_again_are_judged_where_returns_are_rare(per_day: int, judged: b
     else:
         assert day.basis["expected_in_window"] >= 1
         assert day.bar_again == float("inf") and day.basis["threshold_again"] is None
+
+
+@pytest.mark.parametrize(("causes", "returns", "again", "last_again"), [
+    (("no_reason", "no_reason", "no_reason"), 2.0, 1.0, 1.0),
+    (("no_reason", "new_reason", "no_reason"), 1.5, 0.5, 0.5),
+    (("off_workflow",) * 4, 1.5, 0.5, 0.5),
+    (("purpose_miss", "purpose_miss"), 1.0, 0.0, 0.0),
+])
+def test_returns_again_are_those_beyond_a_subjects_first_whole_return(
+        causes: tuple[str, ...], returns: float, again: float, last_again: float) -> None:
+    """A subject's unworked days: its returns, weighted by cause, and of them the returns
+    again, beyond its first whole return. A half return read from shape (a new reason, off
+    the workflow) does not make the next day a return again on its own. After an alert, only
+    the days since count, each for what it added."""
+    actor = Actor("a9", "support", 40)
+    actor.attention["customer:1"] = [(20_000 + n, 1, None, why, 1) for n, why in enumerate(causes)]
+    assert evidence(actor) == (returns, again)
+    actor.reported = 20_000 + len(causes) - 2  # an alert spent all but the last day
+    assert evidence(actor) == (weight(causes[-1]), last_again)
