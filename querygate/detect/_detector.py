@@ -328,11 +328,11 @@ class Detector:
             alerts += lookup.isolated_lookups(actor, today, kinds, workflow, event, cfg)
         alerts += lookup.returning(actor, today, candidates,
                                    None if limits is _NEVER else workflow, event, cfg)
-        (returns, fresh, searched), found = snoop.close_day(actor, today, self.groups[actor.group],
-                                                  workflow, self.readers, event, cfg)
+        (returns, again, fresh, searched), found = snoop.close_day(
+            actor, today, self.groups[actor.group], workflow, self.readers, event, cfg)
         alerts += found
         stat, _ = actor.close_day()
-        stat.r, stat.a, stat.p = returns, fresh, searched
+        stat.r, stat.r2, stat.a, stat.p = returns, again, fresh, searched
         actor.remember_peaks(stat, cfg.unexplained_window, cfg.peak_decay, cfg.baseline_lag)
         self.groups[actor.group].pending.append((actor, stat, today))
         return alerts

@@ -56,11 +56,14 @@ WHY = {
 class SnoopDay:
     """One person's day, for these rules: what their look-ups of each subject carried."""
 
-    __slots__ = ("bar", "basis", "counted", "evidence", "expects", "flags", "reasons")
+    __slots__ = ("again", "bar", "bar_again", "basis", "counted", "evidence", "expects", "flags",
+                 "reasons")
 
-    def __init__(self, bar: float, evidence: float, basis: dict[str, object]) -> None:
+    def __init__(self, bar: float, evidence: tuple[float, float], basis: dict[str, object],
+                 bar_again: float = float("inf")) -> None:
         self.bar = bar  # returns that alert today (inf: not judged yet)
-        self.evidence = evidence  # returns in the window before today
+        self.bar_again = bar_again  # returns to a subject already returned to that alert today
+        self.evidence, self.again = evidence  # both, in the window before today
         self.basis = basis
         self.flags: dict[str, int] = {}
         self.reasons: dict[str, set[str]] = {}
@@ -81,6 +84,17 @@ def reached(returns: float, bar: float) -> bool:
     return returns >= bar - 1e-9
 
 
+def _counted_again(actor: Actor, counted: dict[str, str]) -> float:
+    """Of the returns counted during the day, those beyond a subject's first whole return."""
+    again = 0.0
+    for subject, why in counted.items():
+        days = actor.attention.get(subject, [])
+        if returning(days):
+            made = sum(weight(d[3]) / d[4] for d in days[1:])
+            again += max(0.0, made + weight(why) - 1.0) - max(0.0, made - 1.0)
+    return again
+
+
 def returning(days: list[Look]) -> bool:
     """Whether a subject's unworked days make returns: more than one, and looked up alone on
     one of them at least (a subject only ever returned by searches among others is not one
@@ -88,43 +102,74 @@ def returning(days: list[Look]) -> bool:
     return len(days) > 1 and any(d[4] == 1 for d in days)
 
 
-def evidence(actor: Actor, *, fresh: bool = True) -> float:
+def evidence(actor: Actor, *, fresh: bool = True) -> tuple[float, float]:
     """Returns in the window: every unworked day of a subject after its first, weighted by
     its cause (a look without a purpose counts more than a look off the workflow), and by
-    ``1/n`` for a day it only came back among ``n`` in a search. ``fresh``: only those after
-    the person's last ``snoop.returning``; an alert spends what it reported, and the next one
-    needs returns of its own."""
+    ``1/n`` for a day it only came back among ``n`` in a search; and, of those, the returns
+    *again*: a subject's returns beyond its first whole one (the same subject on a third day
+    or more). ``fresh``: only those after the person's last ``snoop.returning``; an alert
+    spends what it reported, and the next one needs returns of its own."""
     after = actor.reported if fresh else -1
-    total = 0.0
+    total = again = 0.0
     for days in actor.attention.values():
         if returning(days):
-            total += sum(weight(d[3]) / d[4] for d in days[1:] if d[0] > after)
-    return total
+            made = 0.0  # the subject's returns so far
+            for d in days[1:]:
+                w = weight(d[3]) / d[4]
+                if d[0] > after:
+                    total += w
+                    again += max(0.0, made + w - 1.0) - max(0.0, made - 1.0)
+                made += w
+    return total, again
 
 
 def start_day(actor: Actor, group: Group, day: int, cfg: DetectConfig) -> SnoopDay:
-    """Today's bar, from the person's own days before the baseline lag: the returns they
-    made, and the returns their unworked look-ups would make by chance among the subjects
-    their peers touch (``U² / 2N``: many unworked look-ups among few people meet again),
-    with ``U·S / N`` for the ``S`` subjects their searches found among others (a look-up
-    alone that meets one of them makes a return; two searches that meet make none)."""
+    """Today's bars, from the person's own days before the baseline lag.
+
+    Returns: the returns they made, and the returns their unworked look-ups would make by
+    chance among the ``N`` subjects their peers touch (``U² / 2N``: many unworked look-ups
+    among few people meet again), with ``U·S / N`` for the ``S`` subjects their searches
+    found among others (a look-up alone that meets one of them makes a return; two searches
+    that meet make none).
+
+    Returns again (a third unworked day of one subject, or more): the ones they made, and
+    those by chance, ``U³ / 6N²`` (with ``U²·S / 2N²``). Chance meetings are spread over
+    different subjects; three on the same one are rarer by another factor of about ``U / N``,
+    so where a person's unworked look-ups meet now and then, and their bar for returns is
+    above one, a subject they keep coming back to still stands out."""
     hist = list(actor.history)
     older = hist[:-cfg.baseline_lag] if cfg.baseline_lag else hist
     if len(older) < cfg.min_history_days:
         return SnoopDay(float("inf"), evidence(actor), {"own_days": len(older)})
     daily = sum(s.r for s in older) / len(older)
+    daily_again = sum(s.r2 for s in older) / len(older)
     active = 1 + sum(1 for s in hist if s.day > day - cfg.snoop_window)
     unworked = sum(s.a for s in older) / len(older) * active
     searched = sum(s.p for s in older) / len(older) * active
-    chance = unworked * (unworked / 2 + searched) / max(len(group.touched), 1)
+    touched = max(len(group.touched), 1)
+    chance = unworked * (unworked / 2 + searched) / touched
+    chance_again = unworked ** 2 * (unworked / 3 + searched) / (2 * touched ** 2)
     expected = daily * active + chance
-    bar = max(float(cfg.snoop_floor), poisson_tail(expected, cfg.snoop_tail))
+    expected_again = daily_again * active + chance_again
+    floor = float(cfg.snoop_floor)
+    bar = max(floor, poisson_tail(expected, cfg.snoop_tail))
+    # judged where the person makes less than one return a window (by their own rate and by
+    # chance): there a stray return or two sets the bar for returns at several, and a subject
+    # come back to again still stands out. Where returns are part of the work (a book of
+    # clients, customers who write in again), they land on the same subjects too, and the bar
+    # for returns in all, from the person's own rate, is the one that says something
+    bar_again = max(floor, poisson_tail(expected_again, cfg.snoop_tail)) \
+        if expected < 1 else float("inf")
     return SnoopDay(bar, evidence(actor), {
         "own_days": len(older), "own_returns_a_day": round(daily, 4),
         "unworked_in_window": round(unworked, 1), "found_by_searches": round(searched, 1),
         "by_chance": round(chance, 4),
-        "expected_in_window": round(expected, 3), "floor": cfg.snoop_floor,
-        "tail": cfg.snoop_tail, "window_days": cfg.snoop_window})
+        "expected_in_window": round(expected, 3),
+        "threshold_again": bar_again if bar_again < float("inf") else None,
+        "own_returns_again_a_day": round(daily_again, 4),
+        "again_by_chance": round(chance_again, 6),
+        "floor": cfg.snoop_floor,
+        "tail": cfg.snoop_tail, "window_days": cfg.snoop_window}, bar_again)
 
 
 def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str], str] | None,
@@ -154,7 +199,8 @@ def observe(actor: Actor, today: Today, event: Event, bound: tuple[frozenset[str
         if why is not None and subject not in today.listed and \
                 (why == "purpose_miss" or not readers.others(hash(subject), actor.id, lately)):
             sd.counted[subject] = why
-            if reached(sd.evidence + _weights(sd.counted), sd.bar) and \
+            if (reached(sd.evidence + _weights(sd.counted), sd.bar) or
+                    reached(sd.again + _counted_again(actor, sd.counted), sd.bar_again)) and \
                     may(actor, "snoop.returning", today.day, cfg):
                 alerts.append(_alert(actor, today, event, sd, cfg, now=subject))
     return alerts
@@ -197,7 +243,7 @@ def purposed(actor: Actor, today: Today, group: Group, cfg: DetectConfig) -> set
 
 def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | None,
               readers: Readers, event: Event, cfg: DetectConfig
-              ) -> tuple[tuple[float, int, int], list[Alert]]:
+              ) -> tuple[tuple[float, float, int, int], list[Alert]]:
     """Judge each subject the person looked up today; count returns; alert at the bar."""
     sd = today.snoop
     assert sd is not None
@@ -227,12 +273,15 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
         kept = tuple(given | set(prior[1])) if prior else tuple(given)
         actor.visits[subject] = (day, kept[:MAX_REASONS])
     alerts: list[Alert] = []
-    returns = evidence(actor, fresh=False) - before  # today's, and earlier searches it confirmed
+    after = evidence(actor, fresh=False)
+    # today's, and earlier searches it confirmed; of them, to a subject already returned to
+    returns, again = after[0] - before[0], after[1] - before[1]
     total = evidence(actor)
-    if reached(total, sd.bar) and may(actor, "snoop.returning", day, cfg):
-        sd.evidence, sd.counted = total, {}
+    if (reached(total[0], sd.bar) or reached(total[1], sd.bar_again)) and \
+            may(actor, "snoop.returning", day, cfg):
+        (sd.evidence, sd.again), sd.counted = total, {}
         alerts.append(_alert(actor, today, event, sd, cfg))
-    return (returns, fresh, searched), alerts
+    return (returns, again, fresh, searched), alerts
 
 
 def _missed(bits: int) -> bool:
@@ -281,7 +330,10 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
     during = sd.counted if now else {}
     back = {s: days for s, days in actor.attention.items() if returning(days) or s in during}
     actor.reported = today.day
-    total = round(evidence(actor, fresh=False) + (_weights(during) if now else 0.0), 2)
+    window = evidence(actor, fresh=False)
+    total = round(window[0] + (_weights(during) if now else 0.0), 2)
+    again = round(window[1] + (_counted_again(actor, during) if now else 0.0), 2)
+    deep = not reached(sd.evidence + (_weights(during) if now else 0.0), sd.bar)
     detail: dict[str, dict[str, object]] = {}
     whys: set[str] = set()
     for subject, days in sorted(back.items(), key=lambda item: -len(item[1]))[:MAX_REFS]:
@@ -301,8 +353,11 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
                 f"came back {total:g} time{'' if total == 1 else 's'} within {cfg.snoop_window} "
                 f"days to {len(detail)} "
                 f"subject(s) ({names}) that no work of theirs explains: {words}; nobody else "
-                f"looked them up (bar {sd.bar:g})",
-                features={"returns": total, "subjects": detail, "returning_now": now},
+                f"looked them up (bar {sd.bar:g}" +
+                (f"; {again:g} of them to a subject already come back to, bar "
+                 f"{sd.bar_again:g})" if deep else ")"),
+                features={"returns": total, "again": again, "subjects": detail,
+                          "returning_now": now},
                 baseline={"threshold": sd.bar, **sd.basis},
                 refs=[d[2] for days in back.values() for d in days if d[2]] +
                      [r for r in (event.ref,) if r and now],

@@ -87,6 +87,7 @@ class DayStat:
     shape: Shape | None = None  # how the day's targeted subjects were looked up
     r: float = 0.0  # returns that day: subjects looked up with no work behind them, on a day
     # before too (weighted, ``_snoop.weight``)
+    r2: float = 0.0  # ... of them, to a subject already returned to in the window (a third day)
     a: int = 0  # subjects looked up that day with no work behind them, for the first time lately
     p: int = 0  # ... only found by a search among a few others, so
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from querygate.detect import Alert, Detector, Lists, backtest, event_from_json
+from querygate.detect._snoop import evidence, weight
+from querygate.detect._state import Actor
 from querygate.detect._watch import load_watch, read_links_file, read_watch_file
 from querygate.errors import ProjectError
 from tests.detect.office import Office, moment, working
@@ -294,3 +297,78 @@ def test_an_alert_spends_its_evidence() -> None:
         office.event(moment(day, 11), "a2", "get_customer_by_id", [TARGETS[0]])
     alerts = [a for a in run(office) if a.rule == "snoop.returning"]
     assert [(a.actor_id, day_of(a)) for a in alerts] == [("a2", 37)]
+
+
+def _busy_without_reasons(office: Office, per_day: int = 3, pool: int = 5_000) -> None:
+    """a2 also looks up ``per_day`` customers a working day with no reason, from a pool of
+    ``pool``: their unworked look-ups meet again by chance, so one return says little."""
+    rng = random.Random(3)
+    for day in filter(working, range(50)):
+        for _ in range(per_day):
+            office.event(moment(day, rng.uniform(8, 16)), "a2", "get_customer_by_id",
+                         [8_000_000 + rng.randrange(pool)])
+
+
+@pytest.mark.parametrize("snooping", [True, False])
+def test_the_same_subject_again_stands_out_where_returns_by_chance_raise_the_bar(
+        snooping: bool) -> None:
+    """Where a person's own unworked look-ups meet again by chance, their bar for returns is
+    several; but chance meetings are spread over different subjects. The same customer on a
+    fourth day (two returns to a subject already returned to) reaches the bar for those, far
+    below the bar for returns in all. Without the snooping, nothing."""
+    office = Office().honest(50)
+    _busy_without_reasons(office)
+    if snooping:
+        for day in (36, 38, 40, 42):
+            office.event(moment(day, 17), "a2", "get_customer_by_id", [TARGETS[0]])
+    alerts = _snooped(run(office))
+    if not snooping:
+        assert alerts == []
+        return
+    [alert] = alerts
+    assert day_of(alert) == 42 and alert.features["returning_now"] == f"customer:{TARGETS[0]}"
+    assert alert.features["returns"] < alert.baseline["threshold"]
+    assert alert.features["again"] == 2 == alert.baseline["threshold_again"]
+    assert "already come back to" in alert.summary
+    assert alert.features["subjects"][f"customer:{TARGETS[0]}"]["days"][-1] == \
+        str(moment(42, 0).date())
+
+
+@pytest.mark.parametrize(("per_day", "judged"), [(3, True), (12, False)])
+def test_returns_again_are_judged_where_returns_are_rare(per_day: int, judged: bool) -> None:
+    """Three unworked look-ups a day meet again less than once a window: the bar for returns
+    again is the floor's neighbour. Twelve a day meet several times a window, returns are
+    part of the day, and only the bar for returns in all applies."""
+    office = Office().honest(50)
+    _busy_without_reasons(office, per_day)
+    detector = Detector()
+    for line in office.lines():
+        detector.feed(event_from_json(line))
+    today = detector.actors["a2"].today
+    assert today is not None and today.snoop is not None
+    day = today.snoop
+    if judged:
+        assert day.basis["expected_in_window"] < 1 and 1 < day.bar_again < day.bar
+        assert day.basis["threshold_again"] == day.bar_again
+    else:
+        assert day.basis["expected_in_window"] >= 1
+        assert day.bar_again == float("inf") and day.basis["threshold_again"] is None
+
+
+@pytest.mark.parametrize(("causes", "returns", "again", "last_again"), [
+    (("no_reason", "no_reason", "no_reason"), 2.0, 1.0, 1.0),
+    (("no_reason", "new_reason", "no_reason"), 1.5, 0.5, 0.5),
+    (("off_workflow",) * 4, 1.5, 0.5, 0.5),
+    (("purpose_miss", "purpose_miss"), 1.0, 0.0, 0.0),
+])
+def test_returns_again_are_those_beyond_a_subjects_first_whole_return(
+        causes: tuple[str, ...], returns: float, again: float, last_again: float) -> None:
+    """A subject's unworked days: its returns, weighted by cause, and of them the returns
+    again, beyond its first whole return. A half return read from shape (a new reason, off
+    the workflow) does not make the next day a return again on its own. After an alert, only
+    the days since count, each for what it added."""
+    actor = Actor("a9", "support", 40)
+    actor.attention["customer:1"] = [(20_000 + n, 1, None, why, 1) for n, why in enumerate(causes)]
+    assert evidence(actor) == (returns, again)
+    actor.reported = 20_000 + len(causes) - 2  # an alert spent all but the last day
+    assert evidence(actor) == (weight(causes[-1]), last_again)
