@@ -78,12 +78,22 @@ def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
     return truth
 
 
+# Shorter organisations leave some planted insiders without a tenured person or a window
+# (seed 9 failed at 10 months); 12 held for seeds 1 to 8.
+MIN_MONTHS = 12
+
+
 def main() -> None:
     parser = arguments(__doc__, __spec__)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--months", type=int, default=24,
+                        help=f"at least {MIN_MONTHS}: the planted insiders start after three "
+                             "months of history and run for up to four")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.months < MIN_MONTHS:
+        parser.error(f"--months must be at least {MIN_MONTHS} (the planted insiders need "
+                     f"room: three months of history first, up to four of insider work)")
     started = time.monotonic()
     truth = simulate(args.seed, args.out, args.months)
     staff = truth["staff"]
