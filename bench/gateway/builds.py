@@ -25,15 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 
-from bench.gateway.scenarios import SCENARIOS
+from bench.gateway.scenarios import SCENARIOS, stream_export
 from bench.harness import Server, free_port, postgres, postmaster_pid, stop, wait_ready, wrk
 
 _PREPARE = """
@@ -124,17 +122,10 @@ def measure(builds: list[Build], runs: list[tuple[str, int]], rounds: int, secon
 def _export(build: Build, rows: int) -> float:
     """One export through the build's API, read to the last line; seconds taken."""
     assert build.server is not None
-    started = time.perf_counter()
-    count = 0
-    with httpx.stream("POST", build.server.url + "/v1/export/export_orders", timeout=600,
-                      json={"params": {"n": rows}, "reason": "bench"},
-                      headers={"Authorization": f"Bearer {build.token}"}) as response:
-        response.raise_for_status()
-        for _ in response.iter_lines():
-            count += 1
+    count, took = stream_export(build.server.url + "/v1/export/export_orders", build.token, rows)
     if count < rows:
         sys.exit(f"{build.name}: the export returned {count} lines, not {rows}")
-    return time.perf_counter() - started
+    return took
 
 
 def exports(builds: list[Build], rows: int, times: int) -> None:

@@ -33,11 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from bench.gateway.scenarios import BENCH_USER, DEFAULT, SCENARIOS, Scenario, prepare
+from bench.gateway.scenarios import (
+    BENCH_USER,
+    DEFAULT,
+    SCENARIOS,
+    Scenario,
+    prepare,
+    stream_export,
+)
 from bench.harness import (
     CpuMeter,
     Figures,
@@ -136,14 +142,7 @@ def direct(dsn: str, seconds: float, n: int) -> Figures:
 def export(target: Target, rows: int, token: str) -> tuple[float, float, int]:
     path = "/v1/export/export_orders" if target.name == "querygate" else "/export/export_orders"
     with PeakRss(target.server.pid) as peak:
-        start, count = time.perf_counter(), 0
-        with httpx.stream("POST", target.server.url + path, timeout=600,
-                          json={"params": {"n": rows}, "reason": "bench"},
-                          headers={"Authorization": f"Bearer {token}"}) as response:
-            response.raise_for_status()
-            for _ in response.iter_lines():
-                count += 1
-        elapsed = time.perf_counter() - start
+        count, elapsed = stream_export(target.server.url + path, token, rows)
     return count / elapsed, peak.peak / 2**20, count
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from bench.harness import add_bench_user, demo_database, free_port, write_project
 from querygate.provision import DEFAULT_GATEWAY_ROLE, url_for
@@ -93,3 +96,15 @@ def prepare(folder: Path, server: str, customers: int, *,
         yaml.write_text(yaml.read_text().replace("detect:\n  enabled: true",
                                                  "detect:\n  enabled: false"))
     return admin, project, add_bench_user(gateway_url, BENCH_USER, ["bench"]), pg_port
+
+
+def stream_export(url: str, token: str, rows: int) -> tuple[int, float]:
+    """POST an export of ``rows`` orders to ``url`` and read it to the last line: (lines read,
+    seconds taken)."""
+    start, count = time.perf_counter(), 0
+    with httpx.stream("POST", url, timeout=600, json={"params": {"n": rows}, "reason": "bench"},
+                      headers={"Authorization": f"Bearer {token}"}) as response:
+        response.raise_for_status()
+        for _ in response.iter_lines():
+            count += 1
+    return count, time.perf_counter() - start
