@@ -167,7 +167,7 @@ def event_from_row(row: tuple[Any, ...]) -> Event:
     intern = sys.intern
     return Event(
         ts=occurred_at.timestamp(), occurred_at=iso_millis(occurred_at),
-        actor=sys.intern(actor_id or "-"), function=sys.intern(function),
+        actor=intern(actor_id or "-"), function=intern(function),
         decision=decision, subjects=tuple([intern(f"{s.get('type')}:{s.get('id')}")
                                            for s in subjects]),
         roles=tuple(sorted(roles or ())), reason=reason, addr=addr, error_code=error_code,

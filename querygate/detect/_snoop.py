@@ -84,6 +84,12 @@ def reached(returns: float, bar: float) -> bool:
     return returns >= bar - 1e-9
 
 
+def _beyond_first(made: float, w: float) -> float:
+    """Of a return of weight ``w`` to a subject that already had ``made``, the part beyond the
+    subject's first whole return (a return *again*)."""
+    return max(0.0, made + w - 1.0) - max(0.0, made - 1.0)
+
+
 def _counted_again(actor: Actor, counted: dict[str, str]) -> float:
     """Of the returns counted during the day, those beyond a subject's first whole return."""
     again = 0.0
@@ -91,7 +97,7 @@ def _counted_again(actor: Actor, counted: dict[str, str]) -> float:
         days = actor.attention.get(subject, [])
         if returning(days):
             made = sum(weight(d[3]) / d[4] for d in days[1:])
-            again += max(0.0, made + weight(why) - 1.0) - max(0.0, made - 1.0)
+            again += _beyond_first(made, weight(why))
     return again
 
 
@@ -118,7 +124,7 @@ def evidence(actor: Actor, *, fresh: bool = True) -> tuple[float, float]:
                 w = weight(d[3]) / d[4]
                 if d[0] > after:
                     total += w
-                    again += max(0.0, made + w - 1.0) - max(0.0, made - 1.0)
+                    again += _beyond_first(made, w)
                 made += w
     return total, again
 
