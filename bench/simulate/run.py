@@ -23,7 +23,7 @@ from bench.harness.cli import arguments
 from bench.simulate.insiders import act, plant
 from bench.simulate.org import Org, build_org
 from bench.simulate.snoopers import honest_return, plant_lookalikes, plant_snoopers, snoop
-from bench.simulate.work import Day, Work
+from bench.simulate.work import Day, Work, callbacks
 
 
 def weekend_rota(org: Org, day: dt.date) -> set[str]:
@@ -35,7 +35,7 @@ def weekend_rota(org: Org, day: dt.date) -> set[str]:
     return {team[(2 * week) % len(team)], team[(2 * week + 1) % len(team)]} if team else set()
 
 
-def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
+def simulate(seed: int, out: Path, months: int = 24, calling_back: float = 0.0) -> dict[str, object]:
     org = build_org(seed, months)
     work = Work(org)
     insiders = plant(org, random.Random(seed * 7919 + 1))
@@ -44,6 +44,7 @@ def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
     snoopers, lists = plant_snoopers(org, random.Random(seed * 15_485_863 + 5), taken)
     lookalikes = plant_lookalikes(org, random.Random(seed * 32_452_843 + 7), taken)
     snooping = random.Random(seed * 49_979_687 + 9)
+    calls = random.Random(seed * 67_867_967 + 11)
     out.mkdir(parents=True, exist_ok=True)
     seq = 0
     with (out / "events.jsonl").open("wb") as sink:
@@ -52,6 +53,7 @@ def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
             day = Day(org, date, [], midnight)
             work.day(day, weekend_rota(org, date))
             work.on_call(day)
+            callbacks(day, calls, calling_back)
             for insider in insiders:
                 act(insider, day, work, acting)
             for snooper in snoopers:
@@ -72,6 +74,7 @@ def simulate(seed: int, out: Path, months: int = 24) -> dict[str, object]:
                   for p in org.people],
         "insiders": [i.truth() for i in [*insiders, *snoopers] if i.first],
         "lookalikes": [look.truth() for look in lookalikes],
+        "callbacks": calling_back,
     }
     lists.write(out)
     (out / "truth.json").write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))
@@ -89,13 +92,19 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=24,
                         help=f"at least {MIN_MONTHS}: the planted insiders start after three "
                              "months of history and run for up to four")
+    parser.add_argument("--callbacks", type=float, default=0.0, metavar="SHARE",
+                        help="share of support calls with no ticket whose customer calls back "
+                             "later the same day (an honest second look, alone, with what the "
+                             "first carried); 0 (the default) leaves the files as before")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if not 0.0 <= args.callbacks <= 1.0:
+        parser.error("--callbacks is a share, from 0 to 1")
     if args.months < MIN_MONTHS:
         parser.error(f"--months must be at least {MIN_MONTHS} (the planted insiders need "
                      f"room: three months of history first, up to four of insider work)")
     started = time.monotonic()
-    truth = simulate(args.seed, args.out, args.months)
+    truth = simulate(args.seed, args.out, args.months, args.callbacks)
     staff = truth["staff"]
     assert isinstance(staff, list)
     print(f"seed {args.seed}: {truth['events']} events, {len(staff)} people over "

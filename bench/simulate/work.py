@@ -311,3 +311,31 @@ class Work:
                 if rng.random() < 0.5:
                     d.emit(ts + 20, person, "list_customer_payments", [customer],
                            reason=self.reason(person, reason), addr=addr)
+
+
+def callbacks(d: Day, rng: random.Random, share: float) -> None:
+    """Customers who call back later the same day about a call that had no ticket: the same
+    support agent looks them up again, alone, 30 minutes to 4 hours after the first call, with
+    what that call carried (most often no reason, and no purpose). Drawn from a stream of its
+    own, after the day's other honest work, so the rest of the day stays the same."""
+    if share <= 0:
+        return
+    people = {p.id: p for p in d.org.people}
+    first: dict[tuple[object, object], tuple[float, dict[str, object]]] = {}
+    for ts, event in d.events:
+        subjects = event["subjects"]
+        context = event["context"]
+        assert isinstance(subjects, list) and isinstance(context, dict)
+        if len(subjects) == 1 and context.get("purpose") == "miss" and \
+                event["actor_roles"] == ["support"]:
+            first.setdefault((event["actor_id"], subjects[0]["id"]), (ts, event))
+    for (actor, customer), (ts, event) in sorted(first.items(), key=lambda item: item[1][0]):
+        if rng.random() >= share:
+            continue
+        later = ts + rng.uniform(0.5, 4.0) * 3600
+        if later < d.midnight + 86_400:
+            reason, addr = event["reason"], event["client_addr"]
+            assert reason is None or isinstance(reason, str)
+            assert isinstance(addr, str) and isinstance(customer, str)
+            d.emit(later, people[str(actor)], "get_customer_by_id", [int(customer)],
+                   reason=reason, addr=addr, purpose="miss")
