@@ -76,6 +76,9 @@ class DetectConfig:
     snoop_floor: float = 1.0  # returns (weighted: 1 with a cause from purpose, 0.5 from shape,
     # 1/n for a day found by a search among n) never alerted below
     snoop_tail: float = 1e-3  # ... and at least this far into a Poisson tail of one's own rate
+    snoop_sitting_min: float = 0.0  # where set, a subject looked up alone again this many
+    # minutes after its last look the same day is a second sitting, one more return (0: off;
+    # honest callbacks make such days too, see docs/detection.md)
     disabled_rules: frozenset[str] = field(default_factory=frozenset)
 
     def enabled(self, rule: str) -> bool:

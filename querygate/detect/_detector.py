@@ -217,6 +217,10 @@ class Detector:
             if len(event.subjects) == 1:
                 subject = event.subjects[0]
                 today.solo.add(subject)
+                if cfg.snoop_sitting_min:
+                    then, sittings = today.sittings.get(subject, (event.ts, 1))
+                    sittings += event.ts - then >= cfg.snoop_sitting_min * 60
+                    today.sittings[subject] = (event.ts, sittings)
                 workflow = today.workflow
                 if workflow is not None and workflow.rare_returns and subject in actor.returns \
                         and limits is not _NEVER and subject not in today.listed \

@@ -271,11 +271,13 @@ def close_day(actor: Actor, today: Today, group: Group, workflow: Workflow | Non
                             expects, specific, usual, used.get(subject, ()))
             if why is not None and (among == 1 or why in FOUND):
                 days = actor.attention.setdefault(subject, [])
-                days.append((day, today.looks.get(subject, 1), today.look_refs.get(subject), why,
-                             among))
+                look = (day, today.looks.get(subject, 1), today.look_refs.get(subject), why, among)
+                days.append(look)
                 if len(days) == 1:
                     fresh += among == 1
                     searched += among > 1
+                if among == 1 and today.sittings.get(subject, (0.0, 1))[1] > 1:
+                    days.append(look)  # came back to it later the same day: a return too
         kept = tuple(given | set(prior[1])) if prior else tuple(given)
         actor.visits[subject] = (day, kept[:MAX_REASONS])
     alerts: list[Alert] = []
@@ -347,12 +349,16 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
         if subject in during:
             whys.add(during[subject])
         why = {d[3] for d in days} | ({during[subject]} if subject in during else set())
-        detail[subject] = {"days": [date_of(d[0]) for d in days] +
+        looks = {d[0]: d[1] for d in days}  # a day it came back to later holds two entries
+        detail[subject] = {"days": [date_of(d) for d in looks] +
                            ([date_of(today.day)] if subject in during else []),
-                           "lookups": sum(d[1] for d in days), "why": sorted(why)}
+                           "lookups": sum(looks.values()), "why": sorted(why)}
         searched = [date_of(d[0]) for d in days if d[4] > 1]
         if searched:
             detail[subject]["among_others"] = searched  # only in a search that found a few
+        twice = [date_of(d) for d in looks if sum(1 for e in days if e[0] == d) > 1]
+        if twice:
+            detail[subject]["came_back_same_day"] = twice  # a second sitting, a return
     words = "; ".join(WHY[w] for w in sorted(whys))
     names = ", ".join(list(detail)[:5])
     return fire(actor, "snoop.returning", "medium", event, today.day,
@@ -365,6 +371,6 @@ def _alert(actor: Actor, today: Today, event: Event, sd: SnoopDay, cfg: DetectCo
                 features={"returns": total, "again": again, "subjects": detail,
                           "returning_now": now},
                 baseline={"threshold": sd.bar, **sd.basis},
-                refs=[d[2] for days in back.values() for d in days if d[2]] +
+                refs=list(dict.fromkeys(d[2] for days in back.values() for d in days if d[2])) +
                      [r for r in (event.ref,) if r and now],
                 subjects=detail)

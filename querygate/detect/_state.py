@@ -109,7 +109,7 @@ class Today:
     __slots__ = ("among", "causes", "day", "denied", "end", "events", "hours", "listed", "look_refs",
                  "looks", "mismatched", "new_addrs", "new_functions", "novel", "off_new",
                  "off_refs", "off_subjects", "per_function", "reasoned", "refs", "returning",
-                 "shape", "snoop", "solo", "strong", "subjects", "targeted",
+                 "shape", "sittings", "snoop", "solo", "strong", "subjects", "targeted",
                  "targeted_events", "unexplained", "workflow")
 
     def __init__(self, day: int, end: float) -> None:
@@ -133,6 +133,8 @@ class Today:
         self.looks: dict[str, int] = {}  # subject -> targeted look-ups of it today
         self.look_refs: dict[str, str] = {}  # subject -> the first such look-up
         self.solo: set[str] = set()  # subjects looked up alone (one subject in the call)
+        # subject -> (its last look-up alone, sittings): a sitting ends snoop_sitting_min after
+        self.sittings: dict[str, tuple[float, int]] = {}
         # subject -> the fewest subjects of a targeted call that returned it among others (a
         # search that found a few)
         self.among: dict[str, int] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from querygate.detect import Alert, Detector, Lists, backtest, event_from_json
+from querygate.detect import Alert, DetectConfig, Detector, Lists, backtest, event_from_json
 from querygate.detect._snoop import evidence, weight
 from querygate.detect._state import Actor
 from querygate.detect._watch import load_watch, read_links_file, read_watch_file
@@ -372,3 +372,37 @@ def test_returns_again_are_those_beyond_a_subjects_first_whole_return(
     assert evidence(actor) == (returns, again)
     actor.reported = 20_000 + len(causes) - 2  # an alert spent all but the last day
     assert evidence(actor) == (weight(causes[-1]), last_again)
+
+
+@pytest.mark.parametrize(("minutes_later", "alerted"), [(150, True), (45, True), (8, False)])
+def test_coming_back_later_the_same_day_is_a_return_where_sittings_count(
+        minutes_later: int, alerted: bool) -> None:
+    """One customer, looked up alone with no reason at 10:00 and again later that day: with
+    ``snoop_sitting_min`` set (30), a second sitting is a return, so a quiet person's bar of
+    one is reached when the day closes. The next screen of the same contact, minutes later,
+    is the same sitting."""
+    office = Office().honest(45)
+    office.event(moment(35, 10), "a2", "get_customer_by_id", [TARGETS[0]])
+    office.event(moment(35, 10 + minutes_later / 60), "a2", "list_customer_orders",
+                 [TARGETS[0]])
+    detector = Detector(DetectConfig(snoop_sitting_min=30))
+    alerts = [a for line in office.lines() for a in detector.feed(event_from_json(line))
+              if a.rule == "snoop.returning"]
+    if not alerted:
+        assert alerts == []
+        return
+    assert [a.actor_id for a in alerts] == ["a2"]
+    alert = alerts[0]
+    assert work_days(35, day_of(alert)) <= 2  # when a2's day closes
+    assert alert.features["returns"] == 1
+    assert alert.features["subjects"] == {f"customer:{TARGETS[0]}": {
+        "days": ["2026-02-09"], "lookups": 2, "why": ["no_reason"],
+        "came_back_same_day": ["2026-02-09"]}}
+
+
+def test_by_default_a_second_look_the_same_day_is_no_return() -> None:
+    """Off by default: a customer who calls back in the afternoon looks the same."""
+    office = Office().honest(45)
+    office.event(moment(35, 10), "a2", "get_customer_by_id", [TARGETS[0]])
+    office.event(moment(35, 14), "a2", "get_customer_by_id", [TARGETS[0]])
+    assert [a for a in run(office) if a.rule == "snoop.returning"] == []
