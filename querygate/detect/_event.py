@@ -22,8 +22,6 @@ REQUIRED = ("occurred_at", "actor_id", "function_name", "decision", "subjects")
 MAX_SUBJECTS = 10_000  # more than any function returns; the rest of a list is ignored
 
 
-
-
 @dataclass(slots=True)
 class Event:
     """One call as the detector sees it; ``ts`` is seconds since the epoch (UTC)."""
@@ -46,7 +44,6 @@ class Event:
     email: str | None = None  # actor_email, for relationships given by email
     watch: str | None = None  # "reason" | "refused": the watch guard broke the glass or refused
     watch_subjects: tuple[str, ...] = ()  # ... for these watched subjects
-
 
     @property
     def allowed(self) -> bool:
