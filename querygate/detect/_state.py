@@ -133,7 +133,8 @@ class Today:
         self.looks: dict[str, int] = {}  # subject -> targeted look-ups of it today
         self.look_refs: dict[str, str] = {}  # subject -> the first such look-up
         self.solo: set[str] = set()  # subjects looked up alone (one subject in the call)
-        # subject -> (its last look-up alone, sittings): a sitting ends snoop_sitting_min after
+        # subject -> (its last look-up alone today, sittings so far): a look-up alone at least
+        # snoop_sitting_min after the last one starts another sitting (only where that is set)
         self.sittings: dict[str, tuple[float, int]] = {}
         # subject -> the fewest subjects of a targeted call that returned it among others (a
         # search that found a few)
