@@ -77,7 +77,8 @@ def server(demo: Demo, alert_id: str) -> Iterator[str]:
 def browser(server: str) -> Iterator[Browser]:
     """After the server: Playwright's loop then runs in this thread, and asyncio.run cannot."""
     chromium = shutil.which("chromium")
-    assert chromium is not None, "install Debian's chromium (apt-get install chromium)"
+    assert chromium is not None, \
+        "install Debian's chromium (apt-get install chromium; ./run test does as root)"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium)
         yield launched

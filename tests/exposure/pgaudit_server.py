@@ -97,7 +97,7 @@ def audited_server() -> Iterator[AuditedServer]:
     found = binaries()
     if found is None:
         raise RuntimeError("pgAudit is not installed: apt-get install -y postgresql-15-pgaudit "
-                           "(.ci/run does)")
+                           "(./run test does as root)")
     bin_dir, _ = found
     folder = Path(tempfile.mkdtemp(prefix="qg-pgaudit-"))
     data = folder / "data"

@@ -28,7 +28,7 @@ def jdbc_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("no Java runtime on this machine (Java 17: javac and java)")
     if not JDBC_JAR.exists():
         pytest.skip(f"pgjdbc is not installed at {JDBC_JAR} (apt-get install "
-                    "libpostgresql-jdbc-java; .ci/run does)")
+                    "libpostgresql-jdbc-java; ./run test does as root)")
     folder = tmp_path_factory.mktemp("jdbc")
     shutil.copy(HERE / "QuerygateJdbc.java", folder)
     subprocess.run(["javac", "QuerygateJdbc.java"], cwd=folder, check=True, timeout=60)
