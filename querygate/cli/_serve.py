@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Coroutine
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -37,10 +39,20 @@ def serve(host: str, port: int, workers: int, project_dir: Path) -> None:
 
 
 def _until_stopped(server: Coroutine[Any, Any, None]) -> None:
-    """Serve until Ctrl+C: a stop the user asked for ends with a line and exit 0, not
-    "Aborted!" and exit 1 (uvicorn re-raises the signal once it has shut down cleanly)."""
-    with contextlib.suppress(KeyboardInterrupt):
-        run(server)
+    """Serve until Ctrl+C or SIGTERM: a stop the user or a supervisor asked for ends with a
+    line and exit 0, not "Aborted!" and exit 1. uvicorn shuts down cleanly, then re-raises the
+    signal; a SIGTERM is then passed on as SIGINT, which asyncio turns into cancelling the
+    server and a KeyboardInterrupt, as for Ctrl+C. So what the caller set up (the demo's
+    embedded PostgreSQL) is stopped too, not left running."""
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run(server)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo("querygate stopped", err=True)
 
 
