@@ -47,6 +47,10 @@ def _until_stopped(server: Coroutine[Any, Any, None]) -> None:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         signal.raise_signal(signal.SIGINT)
 
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started in the background by a shell without job control, which ignores SIGINT:
+        # SIGTERM is passed on as SIGINT, so it must not be ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         with contextlib.suppress(KeyboardInterrupt):

@@ -18,14 +18,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _started_in_the_background() -> None:
+    """What a shell without job control does to the commands it starts with ``&``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("background", [False, True])
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_demo_stops_its_embedded_postgresql(tmp_path: Path, stop: int) -> None:
+def test_a_stopped_demo_stops_its_embedded_postgresql(tmp_path: Path, stop: int,
+                                                     background: bool) -> None:
     """Ctrl+C is what the banner says; a supervisor (systemd, docker stop, kill) sends SIGTERM.
-    Either ends with the lines that say so and exit 0, and no PostgreSQL is left running."""
+    Either ends with the lines that say so and exit 0, and no PostgreSQL is left running:
+    also when the signal comes right after the banner, before the server has taken over the
+    signals, and when it was started in the background (SIGINT ignored)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "querygate", "demo", "--data-dir", str(tmp_path),
          "--port", str(_free_port()), "--pg-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_started_in_the_background if background else None)
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 180
