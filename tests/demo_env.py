@@ -112,6 +112,13 @@ def running_server(project_dir: Path, *extra: str) -> Iterator[str]:
         yield proc.url
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class ServerProcess(subprocess.Popen[str]):
     url: str
 
@@ -119,9 +126,7 @@ class ServerProcess(subprocess.Popen[str]):
 @contextlib.contextmanager
 def running_server_process(project_dir: Path, *extra: str) -> Iterator[ServerProcess]:
     """`querygate serve` as a real process on a free port, once it answers (``.url``)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     proc = ServerProcess([sys.executable, "-m", "querygate", "serve", "--port", str(port),
                           "--project", str(project_dir), *extra],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,11 +10,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.demo_env import free_port
 
 
 def _started_in_the_background() -> None:
@@ -33,7 +28,7 @@ def test_a_stopped_demo_stops_its_embedded_postgresql(tmp_path: Path, stop: int,
     signals, and when it was started in the background (SIGINT ignored)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "querygate", "demo", "--data-dir", str(tmp_path),
-         "--port", str(_free_port()), "--pg-port", "0"],
+         "--port", str(free_port()), "--pg-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=_started_in_the_background if background else None)
     assert proc.stdout is not None
