@@ -124,13 +124,15 @@ class Detector:
             today = actor.start_day(event.ts)
             self._open.append(actor)
             warm = self.day - self.first_day >= self.config.warmup_days
-            actor.limits = rules.limits_for(actor, self.groups[group], self.config) \
+            limits = actor.limits = rules.limits_for(actor, self.groups[group], self.config) \
                 if warm else _NEVER
             today.workflow = lookup.workflow_of(actor, self.config)
             today.snoop = snoop.start_day(actor, self.groups[group], today.day, self.config)
             today.snoop.expects = self.groups[group].expects_reasons(self.config.reason_coverage)
             if not warm:
                 today.snoop.bar = float("inf")
+            today.unexplained_before = self._unexplained_before(actor)
+            today.spike_total = limits.spike_n
         return actor
 
     def _observe(self, actor: Actor, event: Event) -> list[Alert]:
@@ -183,7 +185,11 @@ class Detector:
         group = self.groups[actor.group]
         targeted = 0 < len(event.subjects) <= cfg.targeted_max
         seen, touched, mine = actor.seen, group.touched, today.subjects
-        by_function = today.per_function.setdefault(event.function, set())
+        by_function = today.per_function.get(event.function)
+        if by_function is None:
+            by_function = today.per_function[event.function] = set()
+            today.spike_total = max(today.spike_total, limits.spike_functions.get(
+                event.function, limits.spike_function))
         by_function.update(event.subjects)
         lately, readers, day, who = self.day - cfg.isolated_days, self.readers, self.day, actor.id
         for subject in event.subjects:
@@ -285,7 +291,7 @@ class Detector:
             if limits is not _NEVER:
                 alerts += rules.one_subject(actor, today, event, self.config, limits.strict,
                                             group.explained, subjects=(subject,))
-        return alerts + rules.unexplained(actor, today, self._unexplained_before(actor), limits,
+        return alerts + rules.unexplained(actor, today, today.unexplained_before, limits,
                                           event, self.config,
                                           factor=self.config.unexplained_intraday)
 
@@ -318,8 +324,7 @@ class Detector:
         """A person's day is over: purpose rules over the whole day, then the books close."""
         cfg, today, limits = self.config, actor.today, actor.limits
         assert today is not None and limits is not None
-        before = self._unexplained_before(actor)
-        alerts = rules.unexplained(actor, today, before, limits, event, cfg)
+        alerts = rules.unexplained(actor, today, today.unexplained_before, limits, event, cfg)
         if limits is not _NEVER:
             alerts += rules.one_subject(actor, today, event, cfg, limits.strict,
                                         self.groups[actor.group].explained)

@@ -147,8 +147,7 @@ def volume(actor: Actor, today: Today, limits: Limits, event: Event,
     n, t = len(today.subjects), len(today.targeted)
     by_function = len(today.per_function.get(event.function, ()))
     function_limit = limits.spike_functions.get(event.function, limits.spike_function)
-    total_limit = max(limits.spike_n, *(limits.spike_functions.get(f, limits.spike_function)
-                                        for f in today.per_function))
+    total_limit = today.spike_total  # the largest of spike_n and each function's own today
     if n < total_limit and t < limits.spike_t and by_function < function_limit:
         return []
     if not may(actor, "volume.spike", today.day, cfg):

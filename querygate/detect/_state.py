@@ -109,8 +109,8 @@ class Today:
     __slots__ = ("among", "causes", "day", "denied", "end", "events", "hours", "listed", "look_refs",
                  "looks", "mismatched", "new_addrs", "new_functions", "novel", "off_new",
                  "off_refs", "off_subjects", "per_function", "reasoned", "refs", "returning",
-                 "shape", "sittings", "snoop", "solo", "strong", "subjects", "targeted",
-                 "targeted_events", "unexplained", "workflow")
+                 "shape", "sittings", "snoop", "solo", "spike_total", "strong", "subjects",
+                 "targeted", "targeted_events", "unexplained", "unexplained_before", "workflow")
 
     def __init__(self, day: int, end: float) -> None:
         self.day = day
@@ -144,6 +144,11 @@ class Today:
         self.shape: Shape | None = None  # set when the day closes
         self.workflow: Workflow | None = None  # set when the day starts (``workflow_of``)
         self.snoop: SnoopDay | None = None  # set when the day starts (``_snoop.start_day``)
+        # set when the day starts, as neither changes during it: the unexplained subjects of
+        # the previous days in the window, and the volume limit for all functions used so far
+        # (the largest of spike_n and each function's own; it grows as functions are added)
+        self.unexplained_before = 0
+        self.spike_total = 0.0
 
     def close(self) -> DayStat:
         return DayStat(self.day, len(self.subjects), len(self.targeted), len(self.unexplained),
