@@ -123,7 +123,10 @@ class Plain:
                            [rng.choice(targets)], None) for _ in range(rng.randint(1, 2))]
 
     def truth(self, seed: int) -> dict[str, Any]:
-        lengths = {"intesa": 120, "intesa_analyst": 120, "bulk": 5, "stolen": 1, "celebrity": 7}
+        # the slow browsers go on to the end of the data (``insiders``): an alert on them after
+        # 120 days is on the insider, not a false one
+        lengths = {"intesa": DAYS, "intesa_analyst": DAYS, "bulk": 5, "stolen": 1,
+                   "celebrity": 7}
         return {
             "seed": seed, "holidays": sorted(d.isoformat() for d in self.holidays),
             "staff": [{"actor_id": who, "role": role, "shift": "day", "joined": START.isoformat(),
@@ -131,7 +134,8 @@ class Plain:
             "insiders": [{"actor_id": who, "email": who, "role": "agent" if who[0] == "a"
                           else "analyst", "style": style, "variant": "-",
                           "start": (START + dt.timedelta(days=start)).isoformat(),
-                          "end": (START + dt.timedelta(days=start + lengths[style])).isoformat(),
+                          "end": (START + dt.timedelta(days=min(start + lengths[style],
+                                                                DAYS - 1))).isoformat(),
                           "events": 0, "subjects": 0}
                          for style, (who, start) in self.plan.items()] +
                         [{"actor_id": self.snooper[0], "email": self.snooper[0], "role": "agent",
