@@ -68,7 +68,8 @@ def _subjects(value: object) -> tuple[str, ...]:
         raise EventError("subjects must be a list of {\"type\", \"id\"} objects")
     found: list[str] = []
     for item in value[:MAX_SUBJECTS]:
-        if isinstance(item, Mapping):
+        # a dict, as JSON gives, passes before the slower check against the Mapping ABC
+        if type(item) is dict or isinstance(item, Mapping):
             kind, ident = item.get("type"), item.get("id")
         elif isinstance(item, list | tuple) and len(item) == 2:
             kind, ident = item
@@ -97,7 +98,7 @@ _NO_FLAGS = _Flags()
 
 def _flags(context: object) -> _Flags:
     """What the gateway and its guards noted in the event's ``context``."""
-    if not isinstance(context, Mapping) or not context:
+    if not context or not isinstance(context, Mapping):
         return _NO_FLAGS
     glass = str(context.get("break_glass", "")).lower() == "true"
     purpose = context.get("purpose")
@@ -110,10 +111,29 @@ def _flags(context: object) -> _Flags:
                   tuple(sys.intern(s) for s in str(watched).split(",") if s) if watched else ())
 
 
+# roles as events list them -> sorted: the same few combinations come in every event
+_ROLES: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_ROLES_MAX = 10_000
+
+
+def _roles(value: list[Any]) -> tuple[str, ...]:
+    key = tuple(value)
+    try:
+        held = _ROLES.get(key)
+    except TypeError:  # a role that is not a string or number: no cache
+        return tuple(sorted(str(r) for r in value))
+    if held is None:
+        held = tuple(sorted(str(r) for r in value))
+        if len(_ROLES) < _ROLES_MAX:
+            _ROLES[key] = held
+    return held
+
+
 def event_from_json(obj: Mapping[str, Any]) -> Event:
     """An event from its JSONL form; EventError names what is missing or wrong."""
-    missing = [k for k in REQUIRED if obj.get(k) is None]
-    if missing:
+    if None in (obj.get("occurred_at"), obj.get("actor_id"), obj.get("function_name"),
+                obj.get("decision"), obj.get("subjects")):  # REQUIRED, spelled out: every event
+        missing = [k for k in REQUIRED if obj.get(k) is None]
         raise EventError(f"missing {', '.join(missing)}")
     actor = obj["actor_id"]
     if not isinstance(actor, str | int):
@@ -126,7 +146,7 @@ def event_from_json(obj: Mapping[str, Any]) -> Event:
         ts=_moment(when).timestamp(), occurred_at=str(when), actor=sys.intern(str(actor)),
         function=sys.intern(str(obj["function_name"])), decision=str(obj["decision"]),
         subjects=_subjects(obj["subjects"]),
-        roles=tuple(sorted(str(r) for r in roles)) if isinstance(roles, list) else None,
+        roles=_roles(roles) if isinstance(roles, list) else None,
         reason=_text(obj.get("reason")), addr=_text(obj.get("client_addr")),
         error_code=_text(obj.get("error_code")), break_glass=flags.break_glass,
         purpose=flags.purpose, purpose_alert=flags.purpose_alert, elevated=flags.elevated,

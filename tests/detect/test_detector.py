@@ -159,6 +159,21 @@ def test_bad_events_say_what_is_wrong(line: dict[str, object], message: str) -> 
         event_from_json(line)
 
 
+def test_event_roles_are_sorted_whatever_they_hold() -> None:
+    line = {"occurred_at": "2026-01-01T00:00:00Z", "actor_id": "a", "function_name": "f",
+            "decision": "allowed", "subjects": [{"type": "customer", "id": 1}]}
+    assert event_from_json(line | {"actor_roles": ["support", "billing"]}).roles == \
+        ("billing", "support")
+    assert event_from_json(line | {"actor_roles": ["billing", "support"]}).roles == \
+        ("billing", "support")
+    odd = event_from_json(line | {"actor_roles": [{"role": "x"}, "admin", ["y"]]})
+    assert odd.roles == ("['y']", "admin", "{'role': 'x'}")  # unhashable: sorted, not cached
+    assert event_from_json(line | {"actor_roles": "support"}).roles is None
+    missing = {k: v for k, v in line.items() if k not in ("decision", "subjects")}
+    with pytest.raises(EventError, match="missing decision, subjects"):
+        event_from_json(missing)
+
+
 def test_disabled_rules_do_not_fire() -> None:
     office = Office().honest(40)
     for k in range(8):
