@@ -124,7 +124,8 @@ def _roles(value: list[Any]) -> tuple[str, ...]:
         return tuple(sorted(str(r) for r in value))
     if held is None:
         held = tuple(sorted(str(r) for r in value))
-        if len(_ROLES) < _ROLES_MAX:
+        # only lists of strings are kept: 1 and True are equal keys, but not equal roles
+        if len(_ROLES) < _ROLES_MAX and all(type(r) is str for r in key):
             _ROLES[key] = held
     return held
 

@@ -168,6 +168,8 @@ def test_event_roles_are_sorted_whatever_they_hold() -> None:
         ("billing", "support")
     odd = event_from_json(line | {"actor_roles": [{"role": "x"}, "admin", ["y"]]})
     assert odd.roles == ("['y']", "admin", "{'role': 'x'}")  # unhashable: sorted, not cached
+    assert event_from_json(line | {"actor_roles": [1]}).roles == ("1",)
+    assert event_from_json(line | {"actor_roles": [True]}).roles == ("True",)  # 1 == True
     assert event_from_json(line | {"actor_roles": "support"}).roles is None
     missing = {k: v for k, v in line.items() if k not in ("decision", "subjects")}
     with pytest.raises(EventError, match="missing decision, subjects"):
