@@ -118,14 +118,12 @@ _ROLES_MAX = 10_000
 
 def _roles(value: list[Any]) -> tuple[str, ...]:
     key = tuple(value)
-    try:
-        held = _ROLES.get(key)
-    except TypeError:  # a role that is not a string or number: no cache
-        return tuple(sorted(str(r) for r in value))
+    if not all(type(r) is str for r in key):  # as keys 1 == True, and lists are unhashable
+        return tuple(sorted(str(r) for r in key))
+    held = _ROLES.get(key)
     if held is None:
-        held = tuple(sorted(str(r) for r in value))
-        # only lists of strings are kept: 1 and True are equal keys, but not equal roles
-        if len(_ROLES) < _ROLES_MAX and all(type(r) is str for r in key):
+        held = tuple(sorted(key))
+        if len(_ROLES) < _ROLES_MAX:
             _ROLES[key] = held
     return held
 
